@@ -1,0 +1,127 @@
+"""The error hierarchy of hub_adapter.
+
+Every error a user can meet derives from :class:`HubAdapterError` and also
+from the built-in exception a caller would already catch (``ValueError``,
+``OSError``, ``NotImplementedError``, ...), so existing ``except`` clauses
+written for tensorflow_hub keep working.
+
+Messages follow one shape: what was asked (handle, format, mode, operation),
+why it cannot work, and what to do instead. Build them with :func:`compose`.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Optional
+
+
+def compose(what: str, why: str = "", fix: str = "",
+            context: Optional[Mapping[str, Any]] = None) -> str:
+  """Builds a message in the project's shape.
+
+  Args:
+    what: One sentence on what was asked and failed.
+    why: Why it cannot work.
+    fix: What the user should do instead.
+    context: Facts worth quoting (handle, folder, format, mode, ...); entries
+      whose value is None are left out.
+
+  Returns:
+    The message, one fact per line after the first.
+  """
+  lines = [what.rstrip()]
+  if why:
+    lines.append(f"Why: {why.rstrip()}")
+  if fix:
+    lines.append(f"Fix: {fix.rstrip()}")
+  for key, value in (context or {}).items():
+    if value is not None and value != "":
+      lines.append(f"  {key}: {value}")
+  return "\n".join(lines)
+
+
+def choices(values: Iterable[Any]) -> str:
+  """Formats the choices that exist, sorted, for an error message."""
+  items = sorted(str(v) for v in values)
+  return ", ".join(repr(v) for v in items) if items else "(none)"
+
+
+class HubAdapterError(Exception):
+  """Base class of every error raised by hub_adapter."""
+
+  def __init__(self, message: str, **context: Any):
+    super().__init__(message)
+    self.message = message
+    self.context = dict(context)
+    for key, value in context.items():
+      setattr(self, key, value)
+
+  def __str__(self) -> str:
+    return self.message
+
+
+class UnsupportedOperationError(HubAdapterError, NotImplementedError):
+  """A (format, operation, mode) cell of the support table is unsupported.
+
+  Attributes:
+    handle: The handle asked for, if any.
+    format: The model format (a ``support.Format`` value).
+    mode: The TensorFlow mode (a ``support.Mode`` value).
+    operation: The operation (a ``support.Operation`` value).
+    reason: Why the cell cannot work.
+    remedy: What to do instead.
+  """
+
+  def __init__(self, *, format, mode, operation, reason: str, remedy: str,
+               handle: Optional[str] = None, detail: str = ""):
+    fmt = getattr(format, "value", format)
+    md = getattr(mode, "value", mode)
+    op = getattr(operation, "value", operation)
+    what = f"Cannot {str(op).replace('_', '-')} a {fmt} model in {md} mode"
+    if handle is not None:
+      what += f" (handle {handle!r})"
+    what += "." + (f" {detail}" if detail else "")
+    super().__init__(
+        compose(what, reason, remedy),
+        handle=handle, format=format, mode=mode, operation=operation,
+        reason=reason, remedy=remedy)
+
+
+class BackendUnavailableError(HubAdapterError, ImportError):
+  """A supported path needs a package or TensorFlow version that is absent."""
+
+
+class HandleError(HubAdapterError, OSError):
+  """A handle cannot be turned into a local model folder."""
+
+  def __init__(self, message: str, **context: Any):
+    HubAdapterError.__init__(self, message, **context)
+
+
+class ArchiveError(HandleError):
+  """An archive is refused (unsafe entry, too large, or broken)."""
+
+
+class CacheError(HandleError):
+  """The cache folder cannot be used (unwritable, full, or locked)."""
+
+
+class ModelFormatError(HubAdapterError, ValueError):
+  """A folder is not a model, or one of its files is corrupt or unknown."""
+
+
+class SignatureError(HubAdapterError, ValueError):
+  """A signature, tag set or output key that does not exist was asked for."""
+
+
+class InputError(HubAdapterError, ValueError):
+  """Inputs given to a model do not match its signature."""
+
+
+class UnsafeModelError(HubAdapterError, PermissionError):
+  """``load(..., safe=True)`` found ops that touch files, network or code."""
+
+
+__all__ = [
+    "HubAdapterError", "UnsupportedOperationError", "BackendUnavailableError",
+    "HandleError", "ArchiveError", "CacheError", "ModelFormatError",
+    "SignatureError", "InputError", "UnsafeModelError", "compose", "choices",
+]

@@ -1,0 +1,1 @@
+"""Our own engine for the TF1 Hub format in graph mode (TF1 compat mode)."""

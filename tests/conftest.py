@@ -1,0 +1,87 @@
+"""Test session set-up shared by every test.
+
+Two kinds of pytest session run per stack (see tox.ini):
+- the TF2 session (default) runs tests not marked ``tf1_compat``;
+- the TF1 compat session (``--hub-adapter-mode=tf1_compat``) calls
+  ``tf.compat.v1.disable_v2_behavior()`` before any test and runs only tests
+  marked ``tf1_compat``.
+
+Tests that need a particular stack say so with
+``@pytest.mark.requires("estimator" | "keras3" | "tf_keras" | "tf215" |
+"tf221" | "hub_module")``; elsewhere they are deselected (reported as
+deselected, never as skipped).
+"""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+REQUIREMENTS = ("estimator", "keras3", "tf_keras", "tf215", "tf221",
+                "hub_module")
+
+
+def pytest_addoption(parser):
+  parser.addoption(
+      "--hub-adapter-mode", choices=("tf2", "tf1_compat"), default="tf2",
+      help="tf1_compat calls tf.compat.v1.disable_v2_behavior() first")
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      "markers", "tf1_compat: runs only in the TF1 compat mode session")
+  config.addinivalue_line(
+      "markers", "requires(*what): runs only where the stack has all of "
+      + ", ".join(REQUIREMENTS))
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  if config.getoption("--hub-adapter-mode") == "tf1_compat":
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.compat.v1.disable_v2_behavior()
+
+
+def _stack_has(what: str) -> bool:
+  from hub_adapter import runtime  # pylint: disable=g-import-not-at-top
+  if what == "estimator":
+    return runtime.has_estimator()
+  if what == "tf215":
+    return runtime.tf_version() < (2, 16)
+  if what == "tf221":
+    return runtime.tf_version() >= (2, 16)
+  if what == "keras3":
+    return runtime.tf_version() >= (2, 16) and not runtime.legacy_keras_requested()
+  if what == "tf_keras":
+    return runtime.tf_version() < (2, 16) or runtime.legacy_keras_requested()
+  if what == "hub_module":
+    from hub_adapter._hub_import import import_tensorflow_hub  # pylint: disable=g-import-not-at-top
+    return hasattr(import_tensorflow_hub(), "Module")
+  raise ValueError(f"unknown requirement {what!r}; known: {REQUIREMENTS}")
+
+
+def pytest_collection_modifyitems(config, items):
+  keep, drop = [], []
+  for item in items:
+    wanted = True
+    for marker in item.iter_markers("requires"):
+      if not all(_stack_has(w) for w in marker.args):
+        wanted = False
+    (keep if wanted else drop).append(item)
+  if drop:
+    config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _fresh_graph(request):
+  """In the TF1 compat session every test starts with an empty graph."""
+  if request.config.getoption("--hub-adapter-mode") == "tf1_compat":
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.compat.v1.reset_default_graph()
+  yield
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures():
+  """The ``fixtures`` helper bound to ../shared/fixtures."""
+  import fixtures  # pylint: disable=g-import-not-at-top
+  return fixtures.SharedFixtures.locate()
