@@ -1,0 +1,84 @@
+"""The ``hub-adapter`` command line: matrix, inspect, fetch."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from hub_adapter import errors
+
+
+def _matrix(args: argparse.Namespace) -> int:
+  from hub_adapter import matrix  # pylint: disable=g-import-not-at-top
+  results = matrix.run_all(args.keep)
+  if args.json:
+    print(json.dumps([dict(vars(r), official=r.official, verdict=r.verdict)
+                      for r in results], indent=1))
+  else:
+    print(matrix.render(results))
+  return 1 if any(r.verdict == "DISAGREE" for r in results) else 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+  from hub_adapter import inspect as inspect_lib  # pylint: disable=g-import-not-at-top
+  info = inspect_lib.inspect(args.handle)
+  if args.json:
+    print(json.dumps(inspect_lib.to_json(info), indent=1, sort_keys=True))
+  else:
+    print(inspect_lib.describe(info))
+  return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+  from hub_adapter import resolve as resolve_lib  # pylint: disable=g-import-not-at-top
+  print(resolve_lib.fetch(args.handle, progress=not args.quiet))
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  """Returns the argument parser of ``hub-adapter``."""
+  parser = argparse.ArgumentParser(
+      prog="hub-adapter",
+      description="Load, fine-tune and create TF Hub models in TF2 and TF1 "
+                  "compat mode.")
+  sub = parser.add_subparsers(dest="command", required=True)
+  p = sub.add_parser(
+      "matrix", help="build tiny models of both formats, run every cell of "
+                     "the support table in both modes and print the table")
+  p.add_argument("--keep", metavar="DIR", default=None,
+                 help="build the tiny models in DIR and keep them")
+  p.add_argument("--json", action="store_true", help="print JSON")
+  p.set_defaults(run=_matrix)
+  p = sub.add_parser("inspect", help="describe a model without running it")
+  p.add_argument("handle")
+  p.add_argument("--json", action="store_true", help="print JSON")
+  p.set_defaults(run=_inspect)
+  p = sub.add_parser("fetch", help="download a handle into the cache")
+  p.add_argument("handle")
+  p.add_argument("--quiet", action="store_true", help="no progress lines")
+  p.set_defaults(run=_fetch)
+  return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  """Runs the CLI.
+
+  Args:
+    argv: Arguments without the program name (default: ``sys.argv[1:]``).
+
+  Returns:
+    The exit status: 0 on success, 1 when a matrix cell disagrees, 2 on a
+    hub_adapter error (its message goes to stderr).
+  """
+  args = build_parser().parse_args(argv)
+  try:
+    return args.run(args)
+  except errors.HubAdapterError as e:
+    print(f"hub-adapter {args.command}: {type(e).__name__}: {e}",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())
