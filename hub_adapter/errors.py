@@ -125,3 +125,30 @@ __all__ = [
     "HandleError", "ArchiveError", "CacheError", "ModelFormatError",
     "SignatureError", "InputError", "UnsafeModelError", "compose", "choices",
 ]
+
+
+# Added for the TF1 Hub engine (hub_adapter.tf1): errors that tensorflow_hub
+# 0.15 raised as KeyError or TypeError stay catchable as those.
+class TagSetError(SignatureError, KeyError):
+  """A graph variant (tag set) that the module does not have was asked for."""
+
+
+class InputTypeError(InputError, TypeError):
+  """Inputs have the wrong structure, dtype or shape for a signature."""
+
+
+class AttachmentNotFoundError(HubAdapterError, KeyError):
+  """A required attached message is absent from the module."""
+
+
+class OutputSelectionError(SignatureError, TypeError):
+  """A call asked for the 'default' output of a signature that has none."""
+
+
+class GraphMismatchError(HubAdapterError, RuntimeError):
+  """A graph-mode object does not fit the graph it is used in: another graph
+  than its own, or a scope name that is already taken."""
+
+
+__all__ += ["TagSetError", "InputTypeError", "AttachmentNotFoundError",
+            "OutputSelectionError", "GraphMismatchError"]

@@ -33,11 +33,16 @@ class SignatureInfo:
 
 @dataclasses.dataclass(frozen=True)
 class VariableInfo:
-  """A variable stored in ``variables/`` (from ``variables.index``)."""
+  """A variable stored in ``variables/`` (from ``variables.index``).
+
+  ``trainable`` comes from the graph's collections (TF1) or the saved object
+  graph (TF2); None when unknown.
+  """
   name: str
   dtype: str
   shape: Tuple[int, ...]
   bytes: int
+  trainable: Optional[bool] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +80,8 @@ class ModelInfo:
     assets: Asset file names, relative to ``assets/``.
     attached_messages: Keys of messages attached to a TF1 Hub module.
     flagged_ops: Ops flagged as unsafe, or None when not scanned.
+    attachments: Per tag set, attached message key -> serialized bytes (TF1
+      Hub modules; what ``ModuleSpec.get_attached_message`` parses).
   """
   path: str
   format: Format
@@ -89,6 +96,8 @@ class ModelInfo:
   assets: Tuple[str, ...] = ()
   attached_messages: Tuple[str, ...] = ()
   flagged_ops: Optional[Tuple[FlaggedOp, ...]] = None
+  attachments: Mapping[FrozenSet[str], Mapping[str, bytes]] = (
+      dataclasses.field(default_factory=dict))
 
   @property
   def variable_count(self) -> int:

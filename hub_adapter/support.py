@@ -84,7 +84,14 @@ _TF2_SAVE_REMEDY = (
     "Create a TF2 SavedModel instead: put the computation in a tf.Module "
     "(or a Keras model) with a @tf.function __call__ and save it with "
     "hub_adapter.save(obj, path) (which calls tf.saved_model.save); it loads "
-    "with hub_adapter.load in both TF2 and TF1 compat mode. To write the TF1 "
+    "with hub_adapter.load in both TF2 and TF1 compat mode. What "
+    "add_signature declared becomes a signature "
+    "(tf.saved_model.save(obj, path, signatures={'default': "
+    "obj.__call__.get_concrete_function(tf.TensorSpec([None, 8], "
+    "tf.float32))})), the {'train'} graph variant a training=True/False "
+    "argument of __call__, regularizers the obj.regularization_losses list of "
+    "tf.functions, and attach_message data an asset file or a tf.constant "
+    "attribute. To write the TF1 "
     "Hub format itself, call create_module_spec after "
     "tf.compat.v1.disable_v2_behavior(), in a process of its own.")
 

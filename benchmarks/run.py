@@ -1,0 +1,807 @@
+"""Benchmarks hub_adapter against raw TensorFlow and tensorflow_hub.
+
+One command runs everything, prints a table, writes JSON and draws a PNG of
+load time against model size:
+
+  .tox/tf221/bin/python benchmarks/run.py            # full: 5 repeats
+  .tox/tf221/bin/python benchmarks/run.py --quick    # smoke test: 1 MiB, 1 repeat
+
+Every figure is a ratio against the raw path measured in the same run:
+the median over repeats of (hub_adapter / reference) with each pair measured
+back to back, the order alternating between repeats. Each load is a fresh
+child process, since start-up (first tracing, lazy imports) is part of what
+a user waits for. The models, up to 1 GiB, are generated once into a folder
+outside the repository ($HUB_ADAPTER_BENCH_DIR, default
+/tmp/hub_adapter_bench) and reused.
+
+Sections (``--sections``): load (with the page-cache read limit and peak
+memory), call, fit, tf1 (needs the TF 2.15 environment, found through
+$HUB_ADAPTER_TF215_PYTHON or .tox/tf215), cache.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import http.server
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from typing import Any, Dict, List, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
+import make_models  # pylint: disable=g-import-not-at-top,wrong-import-position
+import plot  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+SECTIONS = ("load", "call", "fit", "tf1", "cache")
+LOADERS = ("adapter", "hub", "tf")
+LOADER_TITLES = {"adapter": "hub_adapter.load", "hub": "hub.load",
+                 "tf": "tf.saved_model.load"}
+SIZE_TITLES = {"1mb": "1 MiB", "100mb": "100 MiB", "1gb": "1 GiB"}
+GOAL = 1.05
+RESULTS = os.path.join(_common.HERE, "results")
+
+
+@dataclasses.dataclass
+class Settings:
+  """How much to measure; ``quick()`` is the smoke-test variant."""
+  repeats: int = 5
+  sizes: tuple = ("1mb", "100mb", "1gb")
+  tf1_sizes: tuple = ("1mb", "100mb")
+  cache_size: str = "100mb"
+  call_blocks: int = 9
+  fit_batch: int = 64
+  fit_steps: int = 50
+  fit_rounds: int = 5
+  tf1_calls: int = 50
+  tf1_blocks: int = 5
+  keras_flavours: tuple = ("keras3", "tf_keras")
+  profile: bool = True
+
+  @classmethod
+  def quick(cls) -> "Settings":
+    return cls(repeats=1, sizes=("1mb",), tf1_sizes=("1mb",),
+               cache_size="1mb", call_blocks=3, fit_steps=20, fit_rounds=2,
+               tf1_calls=20, tf1_blocks=2)
+
+
+def rotate(items, n):
+  """Rotates the order each repeat so no variant always runs first."""
+  items = list(items)
+  n %= len(items)
+  return items[n:] + items[:n]
+
+
+def log(message: str) -> None:
+  sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+  sys.stderr.flush()
+
+
+def ratio_of(pairs) -> Optional[float]:
+  """Median of per-repeat ratios a/b, for pairs measured back to back."""
+  return _common.median(a / b for a, b in pairs
+                        if a is not None and b not in (None, 0))
+
+
+def warm_page_cache(path: str) -> None:
+  """Reads every file under ``path`` so all runs start from the page cache."""
+  files = ([path] if os.path.isfile(path) else
+           [os.path.join(d, f) for d, _, names in os.walk(path) for f in names])
+  buffer = bytearray(16 << 20)
+  for name in files:
+    with open(name, "rb", buffering=0) as f:
+      while f.readinto(buffer):
+        pass
+
+
+class ArchiveServer:
+  """Serves NAME.tar.gz files from a folder at http://127.0.0.1:PORT/NAME.
+
+  The query string (tensorflow_hub adds ``?tf-hub-format=compressed``) and a
+  ``.tar.gz`` suffix are ignored, so one URL works for every resolver.
+  """
+
+  def __init__(self, root: str):
+    root = os.path.abspath(root)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+      def do_GET(self):  # pylint: disable=invalid-name
+        name = urllib.parse.urlparse(self.path).path.strip("/")
+        name = name.removesuffix(".tar.gz").rsplit("/", 1)[-1]
+        path = os.path.join(root, name + ".tar.gz")
+        if not name or not os.path.isfile(path):
+          self.send_error(404)
+          return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/gzip")
+        self.send_header("Content-Length", str(os.path.getsize(path)))
+        self.end_headers()
+        with open(path, "rb") as f:
+          shutil.copyfileobj(f, self.wfile, 1 << 20)
+
+      def log_message(self, *args):  # Quiet.
+        pass
+
+    self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    self._thread = threading.Thread(target=self._server.serve_forever,
+                                    daemon=True)
+    self._thread.start()
+
+  def url(self, name: str) -> str:
+    return f"http://127.0.0.1:{self._server.server_port}/models/{name}"
+
+  def close(self) -> None:
+    self._server.shutdown()
+    self._server.server_close()
+
+
+class Runner:
+  """Starts child measurements and keeps the rows of the summary table."""
+
+  def __init__(self, settings: Settings, bench_dir: str, py221: str,
+               py215: Optional[str]):
+    self.settings = settings
+    self.dir = bench_dir
+    self.py221 = py221
+    self.py215 = py215
+    self.rows: List[Dict[str, Any]] = []
+    self.data: Dict[str, Any] = {}
+    self.tmp = os.path.join(bench_dir, "tmp")
+    os.makedirs(self.tmp, exist_ok=True)
+
+  # Children ----------------------------------------------------------------
+  def child(self, script: str, args: Dict[str, Any],
+            python: Optional[str] = None, env: Optional[Dict[str, str]] = None,
+            timeout: float = 900) -> Dict[str, Any]:
+    """Runs benchmarks/SCRIPT in a fresh process; returns its result dict.
+
+    A crash or timeout becomes ``{"error": ...}`` so one broken measurement
+    does not lose the others.
+    """
+    child_env = dict(os.environ)
+    child_env.pop("TF_USE_LEGACY_KERAS", None)
+    child_env.update({"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0",
+                      "TFHUB_CACHE_DIR": os.path.join(self.tmp, "unused_cache")})
+    child_env.update(env or {})
+    command = [python or self.py221, os.path.join(_common.HERE, script),
+               json.dumps(args)]
+    try:
+      done = subprocess.run(command, env=child_env, capture_output=True,
+                            text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+      return {"error": f"{script} timed out after {timeout:.0f} s"}
+    for line in done.stdout.splitlines():
+      if line.startswith(_common.RESULT_PREFIX):
+        return json.loads(line[len(_common.RESULT_PREFIX):])
+    tail = [l for l in done.stderr.strip().splitlines()
+            if not l.startswith(("I0000", "W0000", "E0000", "WARNING: All"))]
+    return {"error": f"{script} exited {done.returncode}: "
+                     + (tail[-1] if tail else "no output")}
+
+  def build_models(self, sections) -> None:
+    s = self.settings
+    tf2 = set()
+    if "load" in sections:
+      tf2.update(f"tf2_load_{x}" for x in s.sizes)
+    if "call" in sections:
+      tf2.add("tf2_call")
+    if "fit" in sections:
+      tf2.add("tf2_fit")
+    if "cache" in sections:
+      tf2.add(f"tf2_load_{s.cache_size}")
+    tf1 = set()
+    if "load" in sections or "tf1" in sections:
+      tf1.update(f"tf1_load_{x}" for x in s.tf1_sizes)
+    log(f"models in {self.dir}: building what is missing of "
+        f"{sorted(tf2 | tf1)}")
+    result = self._make("tf2", sorted(tf2), self.py221,
+                        archive=[f"tf2_load_{s.cache_size}"]
+                        if "cache" in sections else [])
+    self.data["model_build_s"] = result.get("built", result)
+    if tf1:
+      if self.py215:
+        result = self._make("tf1", sorted(tf1), self.py215)
+        self.data["model_build_s_tf1"] = result.get("built", result)
+      else:
+        self.data["model_build_s_tf1"] = {"error": "no TF 2.15 environment"}
+
+  def _make(self, kind, names, python, archive=()):
+    command = [python, os.path.join(_common.HERE, "make_models.py"),
+               "--dir", self.dir, "--kind", kind, "--names", ",".join(names),
+               "--archive", ",".join(archive)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    for line in done.stdout.splitlines():
+      if line.startswith(_common.RESULT_PREFIX):
+        return json.loads(line[len(_common.RESULT_PREFIX):])
+    raise RuntimeError(f"building {kind} models failed:\n{done.stderr[-3000:]}")
+
+  def profile(self, case: str, script: str, args: Dict[str, Any],
+              env: Optional[Dict[str, str]] = None) -> None:
+    """One extra, untimed child under cProfile: where the adapter's time goes.
+
+    Kept apart from the timed repeats because profiling slows Python code
+    and so would distort the ratios.
+    """
+    log(f"profile {case}")
+    result = self.child(script, args, env=env)
+    self.data.setdefault("profiles", {})[case] = (
+        result.get("profile", [])[:6] if "profile" in result
+        else _first_problem([result]) or "no profile")
+
+  def has_model(self, name: str) -> bool:
+    return make_models.is_built(self.dir, name)
+
+  # Rows --------------------------------------------------------------------
+  def row(self, section: str, case: str, adapter: str, reference: str,
+          ratio: Optional[float], goal: Optional[float], note: str = "",
+          key: str = "") -> None:
+    met = None if goal is None or ratio is None else ratio <= goal
+    self.rows.append({"section": section, "case": case, "adapter": adapter,
+                      "reference": reference, "ratio": _common.sig(ratio, 3),
+                      "goal": goal, "met": met, "note": note, "key": key})
+
+  def unavailable(self, section: str, case: str, reason: str) -> None:
+    self.rows.append({"section": section, "case": case,
+                      "adapter": "unavailable: " + reason, "reference": "",
+                      "ratio": None, "goal": None, "met": None, "note": "",
+                      "key": ""})
+
+
+def _fmt_s(seconds: Optional[float]) -> str:
+  if seconds is None:
+    return "-"
+  if seconds >= 1:
+    return f"{seconds:.2f} s"
+  if seconds >= 1e-3:
+    return f"{seconds * 1e3:.1f} ms"
+  return f"{seconds * 1e6:.0f} us"
+
+
+def _fmt_bytes(n: Optional[float]) -> str:
+  if n is None:
+    return "-"
+  return f"{n / (1 << 20):.0f} MiB"
+
+
+def _first_problem(results: List[Dict[str, Any]]) -> Optional[str]:
+  for r in results:
+    if "unavailable" in r:
+      return r["unavailable"]
+  for r in results:
+    if "error" in r:
+      return r["error"]
+  return None
+
+
+def _ok(results):
+  return [r for r in results if "error" not in r and "unavailable" not in r]
+
+
+# Load, hardware limit, memory -------------------------------------------------
+def bench_load(run: Runner) -> None:
+  s = run.settings
+  models = [(f"tf2_load_{x}", x, False) for x in s.sizes]
+  if run.py215:
+    models += [(f"tf1_load_{x}", x, True) for x in s.tf1_sizes]
+  else:
+    run.unavailable("load", "TF1 Hub module in TF2",
+                    "no TF 2.15 environment to build the TF1 module with "
+                    "tensorflow_hub 0.15")
+  samples = {name: {l: [] for l in LOADERS} for name, _, _ in models}
+  reads = {name: [] for name, _, _ in models}
+  for r in range(s.repeats):
+    for i, (name, _, tf1) in enumerate(models):
+      if not run.has_model(name):
+        continue
+      folder = os.path.join(run.dir, name)
+      warm_page_cache(folder)
+      log(f"load {name} repeat {r + 1}/{s.repeats}")
+      for loader in rotate(LOADERS, r + i):
+        samples[name][loader].append(run.child(
+            "bench_load.py", {"handle": folder, "loader": loader, "tf1": tf1}))
+      reads[name].append(run.child("bench_read.py", {"folder": folder}))
+  if s.profile:
+    for name, _, tf1 in models:
+      if run.has_model(name):
+        run.profile(f"load {name}", "bench_load.py",
+                    {"handle": os.path.join(run.dir, name), "loader": "adapter",
+                     "tf1": tf1, "profile": True})
+
+  out = {}
+  plot_series = {LOADER_TITLES[l]: [] for l in LOADERS}
+  plot_series["plain read (page cache)"] = []
+  for name, size, tf1 in models:
+    case = ("TF1 module in TF2 " if tf1 else "TF2 SavedModel ") + SIZE_TITLES[size]
+    per = samples[name]
+    if not run.has_model(name):
+      run.unavailable("load", case, f"model {name} was not built")
+      continue
+    problem = _first_problem(per["adapter"])
+    ref_problem = _first_problem(per["tf"] + per["hub"])
+    load = {l: [r.get("load_s") for r in per[l]] for l in LOADERS}
+    tf_s = {l: [r.get("tf_s") for r in per[l]] for l in LOADERS}
+    read_s = [r.get("read_s") for r in reads[name]]
+    read_new = _common.median(r.get("read_new_s") for r in reads[name])
+    nbytes = make_models.variable_bytes(size)
+    medians = {l: _common.median(load[l]) for l in LOADERS}
+    out[name] = {
+        "variable_bytes": nbytes,
+        "load_s": {l: [_common.sig(v) for v in load[l]] for l in LOADERS},
+        "median_s": {l: _common.sig(v) for l, v in medians.items()},
+        "inside_tf_loader_s": {l: _common.sig(_common.median(tf_s[l]))
+                               for l in LOADERS},
+        "spread": {l: _common.sig(_common.spread(load[l]), 3) for l in LOADERS},
+        "read_s": [_common.sig(v) for v in read_s],
+        "problem": problem or ref_problem,
+    }
+    if ref_problem:
+      run.unavailable("load", case, f"reference failed: {ref_problem}")
+      continue
+    for l in LOADERS:
+      if medians[l] and not tf1:
+        plot_series[LOADER_TITLES[l]].append((nbytes / (1 << 20), medians[l]))
+    if problem:
+      run.unavailable("load", case, problem)
+    else:
+      own = _common.median(a - b for a, b in zip(load["adapter"],
+                                                 tf_s["adapter"]))
+      out[name]["adapter_own_s"] = _common.sig(own)
+      note = f"own time {_fmt_s(own)}" if own is not None else ""
+      if out[name]["spread"]["tf"] is not None:
+        note += f"; tf spread {out[name]['spread']['tf']:.0%}"
+      for ref in ("tf", "hub"):
+        ratio = ratio_of(zip(load["adapter"], load[ref]))
+        out[name][f"ratio_vs_{ref}"] = _common.sig(ratio)
+        run.row("load", f"{case} vs {LOADER_TITLES[ref]}",
+                _fmt_s(medians["adapter"]), _fmt_s(medians[ref]), ratio, GOAL,
+                note if ref == "tf" else "", key=f"load.{name}.{ref}")
+    # The hardware limit: the same variable bytes through plain reads.
+    read = _common.median(read_s)
+    if read:
+      gbps = nbytes / read / 1e9
+      out[name]["read_gb_per_s"] = _common.sig(gbps, 3)
+      out[name]["read_new_memory_gb_per_s"] = _common.sig(
+          nbytes / read_new / 1e9 if read_new else None, 3)
+      if not tf1:
+        plot_series["plain read (page cache)"].append((nbytes / (1 << 20), read))
+      for l in ("adapter", "tf"):
+        if medians[l]:
+          out[name][f"fraction_of_read_{l}"] = _common.sig(read / medians[l], 3)
+      fa = out[name].get("fraction_of_read_adapter")
+      ft = out[name].get("fraction_of_read_tf")
+      run.row("hardware", case,
+              f"{nbytes / medians['adapter'] / 1e9:.2f} GB/s" if medians["adapter"]
+              else "-", f"read {gbps:.2f} GB/s", None, None,
+              (f"adapter at {fa:.1%} of read speed" if fa else "")
+              + (f", tf at {ft:.1%}" if ft else "")
+              + (f"; read into new memory {nbytes / read_new / 1e9:.2f} GB/s"
+                 if read_new else ""))
+  # Peak memory for the largest TF2 model.
+  name = f"tf2_load_{s.sizes[-1]}"
+  if name in samples and not _first_problem(samples[name]["tf"]):
+    nbytes = make_models.variable_bytes(s.sizes[-1])
+    growth = {l: _common.median(
+        r["peak_rss"] - r["rss_before"] for r in _ok(samples[name][l]))
+              for l in LOADERS}
+    peak = {l: _common.median(r["peak_rss"] for r in _ok(samples[name][l]))
+            for l in LOADERS}
+    out["memory"] = {"model": name, "variable_bytes": nbytes,
+                     "peak_rss": peak, "peak_growth": growth}
+    case = f"peak RSS growth, {SIZE_TITLES[s.sizes[-1]]}"
+    if growth["adapter"] is None:
+      run.unavailable("memory", case,
+                      _first_problem(samples[name]["adapter"]) or "no data")
+    else:
+      ratio = ratio_of(
+          (a["peak_rss"] - a["rss_before"], t["peak_rss"] - t["rss_before"])
+          for a, t in zip(samples[name]["adapter"], samples[name]["tf"])
+          if "peak_rss" in a and "peak_rss" in t)
+      run.row("memory", case + " vs tf.saved_model.load",
+              _fmt_bytes(growth["adapter"]), _fmt_bytes(growth["tf"]), ratio,
+              GOAL, f"{growth['adapter'] / nbytes:.2f}x variable bytes; "
+              f"peak RSS {_fmt_bytes(peak['adapter'])} vs "
+              f"{_fmt_bytes(peak['tf'])}", key="memory")
+  run.data["load"] = out
+  run.data["plot"] = plot_series
+
+
+# Call overhead ---------------------------------------------------------------
+def bench_call(run: Runner) -> None:
+  s = run.settings
+  per = {f: [] for f in s.keras_flavours}
+  for r in range(s.repeats):
+    for flavour in rotate(s.keras_flavours, r):
+      log(f"call overhead ({flavour}) repeat {r + 1}/{s.repeats}")
+      env = {"TF_USE_LEGACY_KERAS": "1"} if flavour == "tf_keras" else {}
+      per[flavour].append(run.child(
+          "bench_call.py", {"path": os.path.join(run.dir, "tf2_call"),
+                            "dim": make_models.CALL_DIMS[0],
+                            "batches": [1, 256], "blocks": s.call_blocks},
+          env=env))
+  out = {}
+  for flavour, results in per.items():
+    good = _ok(results)
+    if not good:
+      run.unavailable("call", flavour, _first_problem(results) or "no data")
+      continue
+    for batch in ("1", "256"):
+      times = {v: [_common.median(g["batches"][batch][v]) if v in
+                   g["batches"][batch] else None for g in good]
+               for v in ("raw", "adapter", "hub")}
+      key = f"{flavour}.batch{batch}"
+      out[key] = {v: [_common.sig(t) for t in ts] for v, ts in times.items()}
+      case = f"{flavour}, batch {batch}"
+      missing = [g["missing"].get("adapter") for g in good
+                 if g.get("missing", {}).get("adapter")]
+      if missing:
+        run.unavailable("call", case, missing[0])
+        continue
+      ratio = ratio_of(zip(times["adapter"], times["raw"]))
+      hub_ratio = ratio_of(zip(times["hub"], times["raw"]))
+      out[key]["ratio"] = _common.sig(ratio)
+      out[key]["hub_ratio"] = _common.sig(hub_ratio)
+      run.row("call", f"KerasLayer in tf.function, {case}",
+              _fmt_s(_common.median(times["adapter"])),
+              "raw " + _fmt_s(_common.median(times["raw"])), ratio, GOAL,
+              f"hub.KerasLayer {hub_ratio:.3f}" if hub_ratio else "",
+              key=f"call.{key}")
+  run.data["call"] = out
+
+
+# Fine-tuning -------------------------------------------------------------------
+def bench_fit(run: Runner) -> None:
+  s = run.settings
+  per = {f: [] for f in s.keras_flavours}
+  for r in range(s.repeats):
+    for flavour in rotate(s.keras_flavours, r):
+      log(f"fine-tuning ({flavour}) repeat {r + 1}/{s.repeats}")
+      env = {"TF_USE_LEGACY_KERAS": "1"} if flavour == "tf_keras" else {}
+      per[flavour].append(run.child(
+          "bench_fit.py", {"path": os.path.join(run.dir, "tf2_fit"),
+                           "dims": list(make_models.FIT_DIMS),
+                           "batch": s.fit_batch, "steps": s.fit_steps,
+                           "rounds": s.fit_rounds}, env=env))
+  out = {}
+  for flavour, results in per.items():
+    good = _ok(results)
+    if not good:
+      run.unavailable("fit", flavour, _first_problem(results) or "no data")
+      continue
+    rates = {v: [1 / g["step_s"][v] if g["step_s"].get(v) else None
+                 for g in good] for v in ("direct", "adapter", "hub")}
+    out[flavour] = {v: [_common.sig(x) for x in xs] for v, xs in rates.items()}
+    out[flavour]["trainable_weights"] = good[0]["trainable_weights"]
+    missing = [g["missing"].get("adapter") for g in good
+               if g.get("missing", {}).get("adapter")]
+    if missing:
+      run.unavailable("fit", flavour, missing[0])
+      continue
+    # Time per step ratio = direct rate / adapter rate.
+    ratio = ratio_of(zip(rates["direct"], rates["adapter"]))
+    hub_ratio = ratio_of(zip(rates["direct"], rates["hub"]))
+    out[flavour]["ratio"] = _common.sig(ratio)
+    out[flavour]["hub_ratio"] = _common.sig(hub_ratio)
+    weights = good[0]["trainable_weights"]
+    note = (f"trainable weights {weights.get('adapter')} vs "
+            f"{weights.get('direct')}")
+    if hub_ratio:
+      note += f"; hub.KerasLayer {hub_ratio:.3f}"
+    run.row("fit", f"Model.fit, KerasLayer(trainable=True), {flavour}",
+            f"{_common.median(rates['adapter']):.0f} steps/s",
+            f"Keras {_common.median(rates['direct']):.0f} steps/s", ratio,
+            GOAL, note, key=f"fit.{flavour}")
+  run.data["fit"] = out
+
+
+# TF1 engine --------------------------------------------------------------------
+def bench_tf1(run: Runner) -> None:
+  s = run.settings
+  if not run.py215:
+    run.unavailable("tf1", "hub_adapter.Module vs hub.Module",
+                    "no TF 2.15 environment (set HUB_ADAPTER_TF215_PYTHON)")
+    return
+  per = {x: {"adapter": [], "hub": []} for x in s.tf1_sizes}
+  for r in range(s.repeats):
+    for i, size in enumerate(s.tf1_sizes):
+      path = os.path.join(run.dir, f"tf1_load_{size}")
+      warm_page_cache(path)
+      log(f"TF1 engine {size} repeat {r + 1}/{s.repeats}")
+      for engine in rotate(("adapter", "hub"), r + i):
+        per[size][engine].append(run.child(
+            "bench_tf1.py", {"path": path, "engine": engine,
+                             "dim": make_models.LOAD_INPUT_DIM, "batch": 8,
+                             "calls": s.tf1_calls, "blocks": s.tf1_blocks},
+            python=run.py215))
+  out = {}
+  for size, results in per.items():
+    case = f"TF1 module {SIZE_TITLES[size]}"
+    if _first_problem(results["hub"]):
+      run.unavailable("tf1", case, "hub.Module failed: "
+                      + _first_problem(results["hub"]))
+      continue
+    problem = _first_problem(results["adapter"])
+    first = {e: [r["build_s"] + r["first_run_s"] if "build_s" in r else None
+                 for r in results[e]] for e in ("adapter", "hub")}
+    steady = {e: [_common.median(r["run_s"]) if "run_s" in r else None
+                  for r in results[e]] for e in ("adapter", "hub")}
+    out[size] = {"build_plus_first_run_s": {e: [_common.sig(v) for v in vs]
+                                            for e, vs in first.items()},
+                 "steady_run_s": {e: [_common.sig(v) for v in vs]
+                                  for e, vs in steady.items()},
+                 "build_s": {e: _common.sig(_common.median(
+                     r.get("build_s") for r in results[e])) for e in first},
+                 "problem": problem}
+    if problem:
+      run.unavailable("tf1", case, problem)
+      continue
+    same = all(
+        all(abs(x - y) <= 1e-3 * max(1.0, abs(y))
+            for x, y in zip(a["first_output"], h["first_output"]))
+        for a, h in zip(results["adapter"], results["hub"]))
+    out[size]["outputs_agree"] = same
+    ratio = ratio_of(zip(first["adapter"], first["hub"]))
+    run.row("tf1", f"{case}: graph build + first session.run",
+            _fmt_s(_common.median(first["adapter"])),
+            "hub.Module " + _fmt_s(_common.median(first["hub"])), ratio, 1.0,
+            f"build {_fmt_s(out[size]['build_s']['adapter'])} vs "
+            f"{_fmt_s(out[size]['build_s']['hub'])}"
+            + ("" if same else "; OUTPUTS DIFFER"), key=f"tf1.{size}.first")
+    ratio = ratio_of(zip(steady["adapter"], steady["hub"]))
+    run.row("tf1", f"{case}: steady session.run (batch 8)",
+            _fmt_s(_common.median(steady["adapter"])),
+            "hub.Module " + _fmt_s(_common.median(steady["hub"])), ratio, 1.0,
+            key=f"tf1.{size}.steady")
+  run.data["tf1"] = out
+
+
+# Cache and download --------------------------------------------------------------
+def bench_cache(run: Runner, server: ArchiveServer) -> None:
+  s = run.settings
+  name = f"tf2_load_{s.cache_size}"
+  folder = os.path.join(run.dir, name)
+  archive = os.path.join(run.dir, name + ".tar.gz")
+  url = server.url(name)
+  resolve = {"adapter": [], "hub": [], "disk": []}
+  cached = {k: [] for k in ("adapter_url", "adapter_folder", "hub_url",
+                            "hub_folder")}
+  for r in range(s.repeats):
+    log(f"cache/download {name} repeat {r + 1}/{s.repeats}")
+    warm_page_cache(archive)
+    warm_page_cache(folder)
+    caches = {k: tempfile.mkdtemp(prefix=f"cache_{k}_", dir=run.tmp)
+              for k in ("adapter", "hub")}
+    target = tempfile.mkdtemp(prefix="extract_", dir=run.tmp)
+    try:
+      for resolver in rotate(("adapter", "hub", "disk"), r):
+        env = ({"TFHUB_CACHE_DIR": caches[resolver]}
+               if resolver != "disk" else {})
+        resolve[resolver].append(run.child(
+            "bench_resolve.py", {"resolver": resolver, "url": url,
+                                 "archive": archive, "target": target},
+            env=env))
+      for key in rotate(cached, r):
+        loader, kind = key.split("_")
+        handle = url if kind == "url" else folder
+        cached[key].append(run.child(
+            "bench_load.py", {"handle": handle, "loader": loader},
+            env={"TFHUB_CACHE_DIR": caches[loader]}))
+    finally:
+      for path in (*caches.values(), target):
+        shutil.rmtree(path, ignore_errors=True)
+  if s.profile:
+    cache = tempfile.mkdtemp(prefix="cache_profile_", dir=run.tmp)
+    env = {"TFHUB_CACHE_DIR": cache}
+    run.profile("first download", "bench_resolve.py",
+                {"resolver": "adapter", "url": url, "profile": True}, env=env)
+    run.profile("second load of URL", "bench_load.py",
+                {"handle": url, "loader": "adapter", "profile": True}, env=env)
+    shutil.rmtree(cache, ignore_errors=True)
+  out = {"model": name, "archive_bytes": os.path.getsize(archive)}
+  size_case = SIZE_TITLES[s.cache_size]
+  times = {k: [r.get("resolve_s") for r in v] for k, v in resolve.items()}
+  out["resolve_s"] = {k: [_common.sig(x) for x in v] for k, v in times.items()}
+  problem = _first_problem(resolve["adapter"])
+  disk_problem = _first_problem(resolve["disk"] + resolve["hub"])
+  nbytes = out["archive_bytes"]
+  if disk_problem:
+    run.unavailable("cache", "download", "reference failed: " + disk_problem)
+  elif problem:
+    run.unavailable("cache", f"first download + extract, {size_case}", problem)
+  else:
+    disk = _common.median(times["disk"])
+    ratio = ratio_of(zip(times["adapter"], times["hub"]))
+    run.row("cache", f"first download + extract {size_case} vs hub.resolve",
+            _fmt_s(_common.median(times["adapter"])),
+            "hub " + _fmt_s(_common.median(times["hub"])), ratio, GOAL,
+            f"disk extract {_fmt_s(disk)} "
+            f"({nbytes / disk / 1e6:.0f} MB/s); adapter/disk "
+            f"{ratio_of(zip(times['adapter'], times['disk'])):.2f}, hub/disk "
+            f"{ratio_of(zip(times['hub'], times['disk'])):.2f}",
+            key="cache.download")
+  loads = {k: [r.get("load_s") for r in v] for k, v in cached.items()}
+  out["cached_load_s"] = {k: [_common.sig(x) for x in v]
+                          for k, v in loads.items()}
+  problem = _first_problem(cached["adapter_url"] + cached["adapter_folder"])
+  if _first_problem(cached["hub_url"] + cached["hub_folder"]):
+    run.unavailable("cache", "second load", "hub.load failed: "
+                    + _first_problem(cached["hub_url"] + cached["hub_folder"]))
+  elif problem:
+    run.unavailable("cache", f"second load of URL, {size_case}", problem)
+  else:
+    ratio = ratio_of(zip(loads["adapter_url"], loads["adapter_folder"]))
+    hub_ratio = ratio_of(zip(loads["hub_url"], loads["hub_folder"]))
+    out["ratio"], out["hub_ratio"] = _common.sig(ratio), _common.sig(hub_ratio)
+    run.row("cache", f"second load of URL {size_case} vs local folder",
+            _fmt_s(_common.median(loads["adapter_url"])),
+            "folder " + _fmt_s(_common.median(loads["adapter_folder"])),
+            ratio, GOAL, f"hub.load URL/folder {hub_ratio:.3f}",
+            key="cache.second_load")
+  run.data["cache"] = out
+
+
+# Output ------------------------------------------------------------------------
+def table(rows) -> str:
+  """The summary as a Markdown table (also readable in a terminal)."""
+  header = ["section", "case", "hub_adapter", "reference", "ratio", "goal",
+            "verdict", "note"]
+  lines = []
+  for r in rows:
+    verdict = {True: "ok", False: "MISSED", None: ""}[r["met"]]
+    if r["adapter"].startswith("unavailable"):
+      verdict = "n/a"
+    lines.append([r["section"], r["case"], r["adapter"], r["reference"],
+                  "" if r["ratio"] is None else f"{r['ratio']:.3f}",
+                  "" if r["goal"] is None else f"<= {r['goal']:.2f}",
+                  verdict, r["note"]])
+  widths = [max(len(header[i]), *(len(l[i]) for l in lines)) if lines
+            else len(header[i]) for i in range(len(header))]
+
+  def fmt(cells):
+    return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+  out = [fmt(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+  out += [fmt(l) for l in lines]
+  return "\n".join(out)
+
+
+def _versions(python: Optional[str]) -> Dict[str, str]:
+  if not python:
+    return {}
+  code = ("import importlib.metadata as m, json\n"
+          "out = {}\n"
+          "for p in ('tensorflow', 'tensorflow-hub', 'keras', 'tf-keras'):\n"
+          "  try: out[p] = m.version(p)\n"
+          "  except m.PackageNotFoundError: pass\n"
+          "print(json.dumps(out))")
+  done = subprocess.run([python, "-c", code], capture_output=True, text=True,
+                        check=False)
+  try:
+    return json.loads(done.stdout)
+  except ValueError:
+    return {"error": done.stderr[-300:]}
+
+
+def _git_head() -> str:
+  done = subprocess.run(["git", "-C", _common.REPO, "rev-parse", "--short",
+                         "HEAD"], capture_output=True, text=True, check=False)
+  return done.stdout.strip()
+
+
+def _default_tf215() -> Optional[str]:
+  for candidate in (os.environ.get("HUB_ADAPTER_TF215_PYTHON"),
+                    os.path.join(_common.REPO, ".tox", "tf215", "bin",
+                                 "python")):
+    if candidate and os.path.exists(candidate):
+      return candidate
+  return None
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(
+      description="Benchmark hub_adapter against raw TF and tensorflow_hub.")
+  parser.add_argument("--quick", action="store_true",
+                      help="1 MiB models only, 1 repeat: a smoke test")
+  parser.add_argument("--repeats", type=int, default=None,
+                      help="fresh-process repeats per measurement (default 5)")
+  parser.add_argument("--sections", default=",".join(SECTIONS),
+                      help=f"comma-separated subset of {','.join(SECTIONS)}")
+  parser.add_argument("--dir", default=os.environ.get(
+      "HUB_ADAPTER_BENCH_DIR",
+      os.path.join(tempfile.gettempdir(), "hub_adapter_bench")),
+                      help="folder for the generated models (outside the repo)")
+  parser.add_argument("--tf215-python", default=_default_tf215(),
+                      help="python of the TF 2.15 + tensorflow_hub 0.15 env")
+  parser.add_argument("--no-profile", action="store_true",
+                      help="skip the untimed cProfile pass of the adapter")
+  parser.add_argument("--out", default=None,
+                      help="folder for latest.json and load_vs_size.png "
+                      "(default benchmarks/results; with --quick, DIR/results)")
+  return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv if argv is not None else sys.argv[1:])
+  settings = Settings.quick() if args.quick else Settings()
+  if args.repeats:
+    settings.repeats = args.repeats
+  settings.profile = not args.no_profile
+  sections = [x for x in args.sections.split(",") if x]
+  unknown = set(sections) - set(SECTIONS)
+  if unknown:
+    sys.exit(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+  bench_dir = os.path.abspath(args.dir)
+  if bench_dir == _common.REPO or bench_dir.startswith(_common.REPO + os.sep):
+    sys.exit(f"--dir must be outside the repository (models reach 1 GiB): "
+             f"{bench_dir}")
+  out_dir = args.out or (os.path.join(bench_dir, "results") if args.quick
+                         else RESULTS)
+  os.makedirs(out_dir, exist_ok=True)
+  started = time.time()
+  load_before = os.getloadavg()
+  run = Runner(settings, bench_dir, sys.executable, args.tf215_python)
+  run.build_models(sections)
+  server = ArchiveServer(bench_dir) if "cache" in sections else None
+  try:
+    for section in sections:
+      if section == "cache":
+        bench_cache(run, server)
+      else:
+        globals()[f"bench_{section}"](run)
+  finally:
+    if server:
+      server.close()
+    shutil.rmtree(run.tmp, ignore_errors=True)
+  elapsed = time.time() - started
+  text = table(run.rows)
+  print(text)
+  command = "python benchmarks/run.py" + ("".join(
+      " " + a for a in (argv if argv is not None else sys.argv[1:])))
+  missed = [r for r in run.rows if r["met"] is False]
+  unavailable = [r for r in run.rows if r["adapter"].startswith("unavailable")]
+  result = {
+      "command": command,
+      "date": datetime.datetime.now().isoformat(timespec="seconds"),
+      "git_head": _git_head(),
+      "elapsed_s": round(elapsed, 1),
+      "host": {"cpus": os.cpu_count(), "platform": platform.platform(),
+               "python": platform.python_version(),
+               "loadavg_before": [round(x, 2) for x in load_before],
+               "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+               "tf221": _versions(sys.executable),
+               "tf215": _versions(args.tf215_python)},
+      "settings": dataclasses.asdict(settings),
+      "sections": sections,
+      "summary": run.rows,
+      "missed": [r["key"] or r["case"] for r in missed],
+      "unavailable": [f"{r['section']}: {r['case']}" for r in unavailable],
+      "data": {k: v for k, v in run.data.items() if k != "plot"},
+  }
+  json_path = os.path.join(out_dir, "latest.json")
+  with open(json_path, "w") as f:
+    json.dump(result, f, indent=1, sort_keys=False)
+    f.write("\n")
+  paths = [json_path]
+  if "plot" in run.data:
+    png_path = os.path.join(out_dir, "load_vs_size.png")
+    plot.loglog(png_path, run.data["plot"],
+                f"Load time vs variable size (median of {settings.repeats}, "
+                f"TF {result['host']['tf221'].get('tensorflow', '?')})",
+                "variables (MiB)", "load time")
+    paths.append(png_path)
+  print(f"\n{len(missed)} goal(s) missed, {len(unavailable)} unavailable; "
+        f"{elapsed / 60:.1f} min. Wrote " + ", ".join(paths))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

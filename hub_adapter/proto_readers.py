@@ -1,0 +1,386 @@
+"""Small, strict readers for the binary files of a model folder.
+
+Everything here reads bytes and never runs anything. Malformed input raises
+:class:`ProtoError` (a plain ``ValueError`` subclass) with a short reason;
+callers turn it into a :class:`hub_adapter.errors.ModelFormatError` naming
+the file. Nothing here imports TensorFlow:
+
+- a protobuf wire-format decoder, enough for the tiny messages of the TF1 Hub
+  format (``ModuleDef``, ``ModuleAttachment``) and of the checkpoint index
+  (``BundleHeaderProto``, ``BundleEntryProto``, ``TensorShapeProto``);
+- a reader of ``variables.index``, a LevelDB-style sorted table ("SSTable")
+  whose values are ``BundleEntryProto``s, with its block checksums verified.
+"""
+from __future__ import annotations
+
+import dataclasses
+import struct
+from typing import Dict, Iterator, List, Optional, Tuple
+
+
+class ProtoError(ValueError):
+  """Bytes that are not the message or file they should be."""
+
+
+# -- protobuf wire format ----------------------------------------------------
+
+_VARINT, _FIXED64, _LENGTH, _START_GROUP, _END_GROUP, _FIXED32 = range(6)
+
+
+def _varint(data: bytes, pos: int) -> Tuple[int, int]:
+  """Decodes a base-128 varint at ``pos``; returns (value, next position)."""
+  result = 0
+  shift = 0
+  while True:
+    if pos >= len(data):
+      raise ProtoError("truncated varint")
+    byte = data[pos]
+    pos += 1
+    result |= (byte & 0x7F) << shift
+    if not byte & 0x80:
+      return result, pos
+    shift += 7
+    if shift >= 64:
+      raise ProtoError("varint longer than 10 bytes")
+
+
+def fields(data: bytes) -> Iterator[Tuple[int, int, object]]:
+  """Yields (field number, wire type, value) for each field of a message.
+
+  Varints and fixed ints come back as ``int``, length-delimited fields as
+  ``bytes``. Groups (deprecated) are refused.
+
+  Raises:
+    ProtoError: the bytes are not a well-formed message.
+  """
+  pos = 0
+  end = len(data)
+  while pos < end:
+    key, pos = _varint(data, pos)
+    number, wire = key >> 3, key & 7
+    if number == 0:
+      raise ProtoError("field number 0")
+    if wire == _VARINT:
+      value, pos = _varint(data, pos)
+    elif wire == _FIXED64:
+      if pos + 8 > end:
+        raise ProtoError("truncated fixed64")
+      value = struct.unpack_from("<Q", data, pos)[0]
+      pos += 8
+    elif wire == _FIXED32:
+      if pos + 4 > end:
+        raise ProtoError("truncated fixed32")
+      value = struct.unpack_from("<I", data, pos)[0]
+      pos += 4
+    elif wire == _LENGTH:
+      size, pos = _varint(data, pos)
+      if pos + size > end:
+        raise ProtoError("length-delimited field runs past the end")
+      value = bytes(data[pos:pos + size])
+      pos += size
+    else:
+      raise ProtoError(f"unsupported wire type {wire}")
+    yield number, wire, value
+
+
+def _as_int64(value: int) -> int:
+  """Reinterprets an unsigned varint as a two's-complement int64."""
+  value &= (1 << 64) - 1
+  return value - (1 << 64) if value >> 63 else value
+
+
+def _text(value: object, what: str) -> str:
+  if not isinstance(value, bytes):
+    raise ProtoError(f"{what} is not a string")
+  try:
+    return value.decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise ProtoError(f"{what} is not UTF-8") from e
+
+
+def _expect(wire: int, want: int, what: str) -> None:
+  if wire != want:
+    raise ProtoError(f"{what} has wire type {wire}, expected {want}")
+
+
+# -- TF1 Hub format ------------------------------------------------------------
+
+def parse_module_def(data: bytes) -> Tuple[int, Tuple[str, ...]]:
+  """Parses ``tfhub_module.pb`` (a ``tensorflow_hub.ModuleDef``).
+
+  Args:
+    data: The file's bytes.
+
+  Returns:
+    (format, required_features). ``format`` is 0 when the field is absent.
+
+  Raises:
+    ProtoError: the bytes are not a ModuleDef.
+  """
+  fmt = 0
+  features: List[str] = []
+  for number, wire, value in fields(data):
+    if number == 1:
+      _expect(wire, _VARINT, "ModuleDef.format")
+      fmt = _as_int64(value)
+    elif number == 2:
+      _expect(wire, _LENGTH, "ModuleDef.required_features")
+      features.append(_text(value, "a required feature"))
+  return fmt, tuple(features)
+
+
+def parse_module_attachment(data: bytes) -> Tuple[str, bytes]:
+  """Parses one ``tensorflow_hub.ModuleAttachment`` (key, serialized value)."""
+  key, payload = "", b""
+  for number, wire, value in fields(data):
+    if number == 1:
+      _expect(wire, _LENGTH, "ModuleAttachment.key")
+      key = _text(value, "ModuleAttachment.key")
+    elif number == 2:
+      _expect(wire, _LENGTH, "ModuleAttachment.value")
+      payload = value
+  return key, payload
+
+
+# -- checkpoint index (tensor bundle) ----------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class BundleEntry:
+  """One ``BundleEntryProto`` of ``variables.index``.
+
+  Attributes:
+    key: The checkpoint key (a TF1 variable name, or a TF2 object path).
+    dtype: The ``DataType`` enum value.
+    shape: The dimensions (-1 for unknown), or None for unknown rank.
+    shard_id: The data shard the bytes live in.
+    offset: Byte offset in the shard.
+    size: Byte count in the shard.
+    crc32c: Masked CRC32C of the bytes, or None.
+    sliced: True when the entry describes a partitioned tensor whose bytes
+      live in separate slice entries.
+  """
+  key: str
+  dtype: int
+  shape: Optional[Tuple[int, ...]]
+  shard_id: int
+  offset: int
+  size: int
+  crc32c: Optional[int]
+  sliced: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleIndex:
+  """A parsed ``variables.index``.
+
+  Attributes:
+    num_shards: How many ``variables.data-XXXXX-of-NNNNN`` files exist.
+    entries: Named entries, in key order.
+    slice_entries: Entries whose keys encode tensor slices (binary keys);
+      they hold the bytes of partitioned variables.
+  """
+  num_shards: int
+  entries: Tuple[BundleEntry, ...]
+  slice_entries: Tuple[BundleEntry, ...]
+
+
+def parse_tensor_shape(data: bytes) -> Optional[Tuple[int, ...]]:
+  """Parses a ``TensorShapeProto``; None means unknown rank."""
+  dims: List[int] = []
+  unknown_rank = False
+  for number, wire, value in fields(data):
+    if number == 2:
+      _expect(wire, _LENGTH, "TensorShapeProto.dim")
+      size = 0
+      for dnum, dwire, dvalue in fields(value):
+        if dnum == 1:
+          _expect(dwire, _VARINT, "Dim.size")
+          size = _as_int64(dvalue)
+      dims.append(size)
+    elif number == 3:
+      _expect(wire, _VARINT, "TensorShapeProto.unknown_rank")
+      unknown_rank = bool(value)
+  return None if unknown_rank else tuple(dims)
+
+
+def _parse_bundle_entry(key: str, data: bytes) -> BundleEntry:
+  dtype = 0
+  shape: Optional[Tuple[int, ...]] = ()
+  shard_id = offset = size = 0
+  crc: Optional[int] = None
+  sliced = False
+  for number, wire, value in fields(data):
+    if number in (1, 3, 4, 5):
+      _expect(wire, _VARINT, f"BundleEntryProto field {number}")
+      value = _as_int64(value)
+      if value < 0:
+        raise ProtoError(f"negative BundleEntryProto field {number}")
+      if number == 1:
+        dtype = value
+      elif number == 3:
+        shard_id = value
+      elif number == 4:
+        offset = value
+      else:
+        size = value
+    elif number == 2:
+      _expect(wire, _LENGTH, "BundleEntryProto.shape")
+      shape = parse_tensor_shape(value)
+    elif number == 6:
+      _expect(wire, _FIXED32, "BundleEntryProto.crc32c")
+      crc = value
+    elif number == 7:
+      sliced = True
+  return BundleEntry(key, dtype, shape, shard_id, offset, size, crc, sliced)
+
+
+def _parse_bundle_header(data: bytes) -> int:
+  num_shards = 0
+  for number, wire, value in fields(data):
+    if number == 1:
+      _expect(wire, _VARINT, "BundleHeaderProto.num_shards")
+      num_shards = _as_int64(value)
+    elif number == 2:
+      _expect(wire, _VARINT, "BundleHeaderProto.endianness")
+      if value not in (0, 1):
+        raise ProtoError(f"unknown endianness {value}")
+  if num_shards < 0 or num_shards > 1_000_000:
+    raise ProtoError(f"implausible shard count {num_shards}")
+  return num_shards
+
+
+def _crc32c_table() -> List[int]:
+  table = []
+  for i in range(256):
+    crc = i
+    for _ in range(8):
+      crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    table.append(crc)
+  return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes, crc: int = 0) -> int:
+  """CRC-32C (Castagnoli) of ``data``, pure Python (meant for small blocks)."""
+  crc ^= 0xFFFFFFFF
+  table = _CRC_TABLE
+  for byte in data:
+    crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+  return crc ^ 0xFFFFFFFF
+
+
+def unmask_crc(masked: int) -> int:
+  """Undoes LevelDB's CRC masking."""
+  rot = (masked - 0xA282EAD8) & 0xFFFFFFFF
+  return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
+
+
+_TABLE_MAGIC = 0xDB4775248B80FB57
+_FOOTER_SIZE = 48
+_TRAILER_SIZE = 5  # compression type byte + masked crc32c
+
+
+def _read_block(data: bytes, offset: int, size: int) -> bytes:
+  end = offset + size
+  if offset < 0 or size < 0 or end + _TRAILER_SIZE > len(data):
+    raise ProtoError("a block handle points past the end of the file")
+  block = data[offset:end]
+  kind = data[end]
+  (masked,) = struct.unpack_from("<I", data, end + 1)
+  if crc32c(data[offset:end + 1]) != unmask_crc(masked):
+    raise ProtoError(f"checksum mismatch in the block at byte {offset}")
+  if kind != 0:
+    raise ProtoError(f"compressed blocks (type {kind}) are not supported")
+  return block
+
+
+def _block_entries(block: bytes) -> Iterator[Tuple[bytes, bytes]]:
+  if len(block) < 4:
+    raise ProtoError("block too short")
+  (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
+  limit = len(block) - 4 - 4 * num_restarts
+  if num_restarts == 0 or limit < 0:
+    raise ProtoError("bad restart array")
+  pos = 0
+  key = b""
+  while pos < limit:
+    shared, pos = _varint(block, pos)
+    unshared, pos = _varint(block, pos)
+    value_len, pos = _varint(block, pos)
+    if shared > len(key) or pos + unshared + value_len > limit:
+      raise ProtoError("block entry runs past its block")
+    key = key[:shared] + block[pos:pos + unshared]
+    pos += unshared
+    value = block[pos:pos + value_len]
+    pos += value_len
+    yield key, value
+
+
+def _block_handle(value: bytes) -> Tuple[int, int]:
+  offset, pos = _varint(value, 0)
+  size, _ = _varint(value, pos)
+  return offset, size
+
+
+def parse_bundle_index(data: bytes) -> BundleIndex:
+  """Parses the bytes of a ``variables.index`` file.
+
+  Args:
+    data: The whole file.
+
+  Returns:
+    The :class:`BundleIndex`.
+
+  Raises:
+    ProtoError: the file is truncated, garbled or not a tensor bundle index.
+  """
+  if len(data) < _FOOTER_SIZE:
+    raise ProtoError(f"only {len(data)} bytes; a table footer needs "
+                     f"{_FOOTER_SIZE}")
+  (magic,) = struct.unpack_from("<Q", data, len(data) - 8)
+  if magic != _TABLE_MAGIC:
+    raise ProtoError("no table magic number at the end (truncated or not an "
+                     "index file)")
+  footer = data[len(data) - _FOOTER_SIZE:]
+  _, pos = _varint(footer, 0)  # metaindex offset
+  _, pos = _varint(footer, pos)  # metaindex size
+  index_offset, pos = _varint(footer, pos)
+  index_size, _ = _varint(footer, pos)
+  index_block = _read_block(data, index_offset, index_size)
+  num_shards: Optional[int] = None
+  entries: List[BundleEntry] = []
+  slices: List[BundleEntry] = []
+  previous: Optional[bytes] = None
+  for _, handle in _block_entries(index_block):
+    block = _read_block(data, *_block_handle(handle))
+    for raw_key, value in _block_entries(block):
+      if previous is not None and raw_key <= previous:
+        raise ProtoError("keys out of order")
+      previous = raw_key
+      if raw_key == b"":
+        num_shards = _parse_bundle_header(value)
+        continue
+      if raw_key[:1] == b"\x00":
+        slices.append(_parse_bundle_entry(repr(raw_key), value))
+        continue
+      entries.append(_parse_bundle_entry(_text(raw_key, "a key"), value))
+  if num_shards is None:
+    raise ProtoError("no bundle header entry")
+  for entry in entries + slices:
+    if entry.size and entry.shard_id >= num_shards:
+      raise ProtoError(f"entry {entry.key!r} names shard {entry.shard_id} of "
+                       f"{num_shards}")
+  return BundleIndex(num_shards, tuple(entries), tuple(slices))
+
+
+def shard_filename(prefix: str, shard_id: int, num_shards: int) -> str:
+  """``prefix.data-00000-of-00001``: the name TF gives a data shard."""
+  return f"{prefix}.data-{shard_id:05d}-of-{num_shards:05d}"
+
+
+__all__ = ["ProtoError", "fields", "parse_module_def",
+           "parse_module_attachment", "parse_tensor_shape", "BundleEntry",
+           "BundleIndex", "parse_bundle_index", "crc32c", "unmask_crc",
+           "shard_filename"]

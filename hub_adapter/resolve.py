@@ -1,0 +1,464 @@
+"""Turns a model handle into a local model folder.
+
+Accepted handles (:data:`ACCEPTED_FORMS`):
+
+- a local model folder (returned as an absolute path after a check that it
+  holds ``saved_model.pb``);
+- a local ``.tar.gz``/``.tgz``/``.tar`` archive of a model folder (which
+  tensorflow_hub cannot load), extracted safely into the cache;
+- an ``http(s)://`` URL serving such an archive, including tfhub.dev and
+  Kaggle model URLs, fetched the way tensorflow_hub fetches them (its own
+  functions form the URL: ``?tf-hub-format=compressed`` is appended, and
+  ``hub.tensorflow.google.cn`` handles go to their GCS mirror);
+- ``gs://`` folders (returned as they are) and ``gs://...tar.gz`` archives.
+
+Downloads and extractions are cached in ``TFHUB_CACHE_DIR`` (or
+tensorflow_hub's default) under tensorflow_hub's folder name for the handle,
+so each library finds the other's entries. Entries are written atomically
+and locked per handle (see :mod:`hub_adapter.cache`); archives are extracted
+with the checks of :mod:`hub_adapter.archives`; HTTP faults are retried as
+:mod:`hub_adapter.download` describes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import os
+import re
+import sys
+import time
+import urllib.parse
+from typing import Callable, Optional, Union
+
+from hub_adapter import archives
+from hub_adapter import cache
+from hub_adapter import download
+from hub_adapter import errors
+
+ACCEPTED_FORMS = (
+    "a local model folder (holding saved_model.pb)",
+    "a local .tar.gz/.tgz/.tar archive of a model folder",
+    "an http(s) URL of a model archive, e.g. https://tfhub.dev/google/"
+    "nnlm-en-dim50/2 or https://www.kaggle.com/models/google/nnlm/"
+    "frameworks/tensorFlow2/variations/en-dim50/versions/1",
+    "a file:// URL of a local folder or archive",
+    "a gs:// folder or gs://....tar.gz archive",
+)
+
+_ARCHIVE_NAME = "archive.download"
+_MODEL_DIR = ".hub_adapter_extract"  # Inside the temp folder; moved up after.
+_HUB_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+/\d+$")
+
+Handle = Union[str, "os.PathLike[str]"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedHandle:
+  """What a handle is, before any I/O beyond looking at local paths.
+
+  Attributes:
+    handle: The handle as given (a string).
+    kind: ``"folder"``, ``"archive"``, ``"url"``, ``"gcs_folder"`` or
+      ``"gcs_archive"``.
+    path: The local path for ``folder`` and ``archive``.
+    url: The remote address for ``url`` and ``gcs_*`` (the handle itself;
+      :func:`download_url` gives the address actually fetched).
+  """
+  handle: str
+  kind: str
+  path: Optional[str] = None
+  url: Optional[str] = None
+
+
+def _forms() -> str:
+  return "; ".join(ACCEPTED_FORMS)
+
+
+def _handle_error(what: str, why: str, fix: str, handle, **context
+                  ) -> errors.HandleError:
+  return errors.HandleError(
+      errors.compose(what, why, fix, dict({"handle": handle}, **context)),
+      handle=handle, **{k.replace(" ", "_"): v for k, v in context.items()})
+
+
+def parse_handle(handle: Handle) -> ParsedHandle:
+  """Classifies a handle (looking only at local paths, never the network).
+
+  Args:
+    handle: A string or ``os.PathLike``.
+
+  Returns:
+    The :class:`ParsedHandle`.
+
+  Raises:
+    HandleError: the handle is not a string/path, is empty, names a local
+      path that does not exist, or uses an unknown URL scheme.
+  """
+  if isinstance(handle, os.PathLike):
+    handle = os.fspath(handle)
+  if isinstance(handle, bytes):
+    try:
+      handle = handle.decode("utf-8")
+    except UnicodeDecodeError:
+      handle = None
+  if not isinstance(handle, str):
+    raise _handle_error(
+        f"A handle must be a string or path, not {type(handle).__name__}.",
+        f"Accepted handles: {_forms()}.", "Pass one of those as a string.",
+        None if handle is None else repr(handle))
+  if not handle.strip() or "\x00" in handle:
+    raise _handle_error(
+        f"Handle {handle!r} is empty or holds a NUL character.",
+        f"Accepted handles: {_forms()}.", "Pass one of those.", handle)
+  lowered = handle.lower()
+  try:
+    parts = urllib.parse.urlsplit(handle)
+  except ValueError as e:
+    raise _handle_error(f"Handle {handle!r} is a malformed URL.", f"{e}.",
+                        f"Pass one of: {_forms()}.", handle) from e
+  if lowered.startswith(("http://", "https://")):
+    if not parts.netloc:
+      raise _handle_error(f"URL {handle!r} has no host.",
+                          f"Accepted handles: {_forms()}.",
+                          "Write the URL in full, e.g. https://host/path.",
+                          handle)
+    return ParsedHandle(handle, "url", url=handle)
+  if lowered.startswith("gs://"):
+    kind = "gcs_archive" if archives.is_archive_name(
+        handle.split("?")[0]) else "gcs_folder"
+    return ParsedHandle(handle, kind, url=handle)
+  path = handle
+  if lowered.startswith("file://"):
+    path = urllib.parse.unquote(parts.path)
+  elif re.match(r"^[a-z][a-z0-9+.-]*://", lowered):
+    raise _handle_error(
+        f"Handle {handle!r} uses an unsupported URL scheme.",
+        f"Accepted handles: {_forms()}.",
+        "Download the model yourself and pass its local path, or use an "
+        "http(s) URL.", handle)
+  path = os.path.abspath(os.path.expanduser(path))
+  if os.path.isdir(path):
+    return ParsedHandle(handle, "folder", path=path)
+  if os.path.isfile(path):
+    if archives.is_archive_name(path):
+      return ParsedHandle(handle, "archive", path=path)
+    raise _handle_error(
+        f"Handle {handle!r} is a file but not a model archive.",
+        "A model is a folder holding saved_model.pb, or a .tar.gz/.tgz/.tar "
+        "archive of one.",
+        "Pass the model folder (for a saved_model.pb, the folder holding "
+        "it), or an archive whose name ends in .tar.gz, .tgz or .tar.",
+        handle, path=path)
+  hint = ""
+  if _HUB_PATH.match(handle) and not os.path.isabs(handle):
+    hint = (f" It looks like a tfhub.dev path; the handle for that is "
+            f"https://tfhub.dev/{handle}.")
+  raise _handle_error(
+      f"Model handle {handle!r} does not exist.",
+      f"No file or folder {path!r} exists, and the handle is not a URL." + hint,
+      f"Pass one of: {_forms()}.", handle, path=path)
+
+
+def _hub_modules():
+  from hub_adapter._hub_import import import_tensorflow_hub  # pylint: disable=g-import-not-at-top
+  import_tensorflow_hub()
+  from tensorflow_hub import compressed_module_resolver  # pylint: disable=g-import-not-at-top
+  from tensorflow_hub import resolver  # pylint: disable=g-import-not-at-top
+  return resolver, compressed_module_resolver
+
+
+def download_url(handle: str) -> str:
+  """The URL tensorflow_hub would fetch for an http(s) handle.
+
+  tensorflow_hub's ``HttpCompressedFileResolver`` does the work: it appends
+  ``tf-hub-format=compressed`` to the query (servers like tfhub.dev and
+  Kaggle answer with the model's .tar.gz), except for
+  ``https://hub.tensorflow.google.cn/`` handles, which it maps to their GCS
+  mirror.
+
+  Args:
+    handle: An http(s) URL.
+
+  Returns:
+    The URL to download.
+  """
+  _, compressed = _hub_modules()
+  china = getattr(compressed, "_HUB_TF_GOOGLE_CN", None)
+  template = getattr(compressed, "_GCS_GOOGLE_CN_TEMPLATE", None)
+  if china and template and handle.startswith(china):
+    return template % handle[len(china):]
+  return compressed.HttpCompressedFileResolver()._append_compressed_format_query(  # pylint: disable=protected-access
+      handle)
+
+
+def cache_dir() -> str:
+  """The cache folder: tensorflow_hub's choice (``TFHUB_CACHE_DIR``, the
+  ``--tfhub_cache_dir`` flag, else ``<tmp>/tfhub_modules``)."""
+  resolver, _ = _hub_modules()
+  return os.path.abspath(resolver.tfhub_cache_dir(use_temp=True))
+
+
+def cache_key(handle: str) -> str:
+  """tensorflow_hub's cache folder name for a remote handle: sha1 of it."""
+  return hashlib.sha1(handle.encode("utf8")).hexdigest()
+
+
+def _archive_key(path: str) -> str:
+  # Keyed by path and stamp: a changed archive gets a fresh entry.
+  st = os.stat(path)
+  return hashlib.sha1(
+      f"hub_adapter-archive:{os.path.realpath(path)}:{st.st_size}:"
+      f"{st.st_mtime_ns}".encode("utf8")).hexdigest()
+
+
+def _has_saved_model(folder: str) -> bool:
+  return any(os.path.isfile(os.path.join(folder, name))
+             for name in ("saved_model.pb", "saved_model.pbtxt"))
+
+
+def model_root(folder: str) -> Optional[str]:
+  """The folder itself if it holds saved_model.pb, else its only subfolder
+  holding one (archives made with a top-level folder), else None."""
+  if _has_saved_model(folder):
+    return folder
+  try:
+    names = [n for n in os.listdir(folder) if n != cache.MARKER]
+  except OSError:
+    return None
+  if len(names) == 1 and os.path.isdir(os.path.join(folder, names[0])) and \
+      _has_saved_model(os.path.join(folder, names[0])):
+    return os.path.join(folder, names[0])
+  return None
+
+
+def check_model_folder(folder: str, handle: Optional[str]) -> str:
+  """Checks that a local folder is a model folder; returns it.
+
+  Raises:
+    HandleError: the folder is missing or empty.
+    ModelFormatError: it holds no saved_model.pb/.pbtxt (the message lists
+      what it holds).
+  """
+  inspect_lib = importlib.import_module("hub_adapter.inspect")
+  inspect_lib.check_folder_exists(folder, handle)
+  root = model_root(folder)
+  if root is None:
+    raise errors.ModelFormatError(errors.compose(
+        f"{handle or folder!r} is not a model: it has neither "
+        "saved_model.pb nor saved_model.pbtxt.",
+        f"Found: {inspect_lib._listing(folder)}.",  # pylint: disable=protected-access
+        "Point the handle at the folder holding saved_model.pb (TF1 Hub "
+        "modules also have tfhub_module.pb there).",
+        {"handle": handle, "folder": folder}), handle=handle, path=folder)
+  return root
+
+
+def _trust_existing(entry: str) -> bool:
+  """Whether an unmarked entry (tensorflow_hub's) is whole enough to use."""
+  inspect_lib = importlib.import_module("hub_adapter.inspect")
+  from hub_adapter import integrity  # pylint: disable=g-import-not-at-top
+  root = model_root(entry)
+  if root is None:
+    return False
+  info = inspect_lib.inspect_folder(root)
+  integrity.check_folder(info, entry)
+  return True
+
+
+class _Progress:
+  """Prints download progress on stderr, at most a few lines a second."""
+
+  def __init__(self, url: str, stream=None):
+    self._url = url
+    self._stream = stream or sys.stderr
+    self._last = 0.0
+    self._last_pct = -1
+
+  def __call__(self, done: int, total: Optional[int]) -> None:
+    now = time.monotonic()
+    finished = total is not None and done >= total
+    if not finished and now - self._last < 0.5:
+      return
+    if total:
+      pct = int(100 * done / total)
+      if pct == self._last_pct and not finished:
+        return
+      self._last_pct = pct
+      text = f"{pct:3d}% ({_size(done)} of {_size(total)})"
+    else:
+      text = f"{_size(done)}"
+    self._last = now
+    self._stream.write(f"Downloading {self._url}: {text}\n")
+    self._stream.flush()
+
+
+def _size(n: float) -> str:
+  for unit in ("B", "KiB", "MiB", "GiB"):
+    if n < 1024 or unit == "GiB":
+      return f"{int(n)} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    n /= 1024
+  return str(n)
+
+
+def _populate_from_file(archive: str, handle: str, source: str
+                        ) -> Callable[[str], None]:
+  def populate(tmp: str) -> None:
+    target = os.path.join(tmp, _MODEL_DIR)
+    os.mkdir(target)
+    archives.extract(archive, target, source=source)
+    _check_extracted(target, handle)
+    _flatten(tmp, target)
+  return populate
+
+
+def _check_extracted(target: str, handle: str) -> None:
+  inspect_lib = importlib.import_module("hub_adapter.inspect")
+  if not os.listdir(target):
+    raise errors.ArchiveError(errors.compose(
+        f"The archive of {handle!r} is empty.",
+        "It holds no files, so there is no model in it.",
+        "Check the handle; download or build the archive again."),
+        handle=handle)
+  if model_root(target) is None:
+    raise errors.ModelFormatError(errors.compose(
+        f"The archive of {handle!r} does not hold a model: no "
+        "saved_model.pb or saved_model.pbtxt at its top level.",
+        f"It holds: {inspect_lib._listing(target)}.",  # pylint: disable=protected-access
+        "Archive the contents of the model folder (tar -C MODEL_DIR -czf "
+        "model.tar.gz .).", {"handle": handle}), handle=handle)
+
+
+def _flatten(tmp: str, target: str) -> None:
+  """Moves the extracted files from tmp/model up into tmp."""
+  for name in os.listdir(target):
+    os.rename(os.path.join(target, name), os.path.join(tmp, name))
+  os.rmdir(target)
+
+
+def _populate_from_url(handle: str, url: str, progress: bool
+                       ) -> Callable[[str], None]:
+  def populate(tmp: str) -> None:
+    archive = os.path.join(tmp, _ARCHIVE_NAME)
+    context = None
+    try:
+      _, compressed = _hub_modules()
+      context = compressed.HttpCompressedFileResolver()._context  # pylint: disable=protected-access
+    except (ImportError, AttributeError):
+      context = None
+    download.download(url, archive, handle=handle,
+                      progress=_Progress(url) if progress else None,
+                      context=context)
+    if progress:
+      sys.stderr.write(f"Extracting {url}\n")
+    target = os.path.join(tmp, _MODEL_DIR)
+    os.mkdir(target)
+    try:
+      archives.extract(archive, target, source=url)
+    except errors.ArchiveError as e:
+      raise errors.ArchiveError(
+          e.message + f"\n  handle: {handle}\n  url: {url}",
+          **dict(e.context, handle=handle, url=url)) from e
+    os.unlink(archive)
+    _check_extracted(target, handle)
+    _flatten(tmp, target)
+  return populate
+
+
+def _populate_from_gcs(handle: str) -> Callable[[str], None]:
+  def populate(tmp: str) -> None:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    archive = os.path.join(tmp, _ARCHIVE_NAME)
+    try:
+      with tf.io.gfile.GFile(handle, "rb") as src, open(archive, "wb") as out:
+        while True:
+          chunk = src.read(1 << 20)
+          if not chunk:
+            break
+          out.write(chunk)
+    except tf.errors.OpError as e:
+      raise _handle_error(f"Cannot read {handle}.", str(e),
+                          "Check the gs:// path and your credentials.",
+                          handle) from e
+    _populate_from_file(archive, handle, handle)(tmp)
+  return populate
+
+
+def resolve(handle: Handle, *, progress: Optional[bool] = None) -> str:
+  """Returns the local model folder for a handle, fetching it if needed.
+
+  Args:
+    handle: See :data:`ACCEPTED_FORMS`.
+    progress: Print download progress on stderr (default: when
+      ``TFHUB_DOWNLOAD_PROGRESS`` is set, like tensorflow_hub).
+
+  Returns:
+    An absolute local folder holding saved_model.pb (or a ``gs://`` folder
+    for gs:// folder handles and for ``TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED``).
+
+  Raises:
+    HandleError: the handle is malformed or missing, or its download fails
+      (the message names the URL and cause).
+    ArchiveError: the archive is unsafe, too large or corrupt.
+    CacheError: the cache folder is unwritable or full, or locked too long.
+    ModelFormatError: the folder or archive does not hold a model.
+  """
+  parsed = parse_handle(handle)
+  if progress is None:
+    progress = bool(os.environ.get("TFHUB_DOWNLOAD_PROGRESS"))
+  if parsed.kind == "folder":
+    return check_model_folder(parsed.path, parsed.handle)
+  if parsed.kind == "gcs_folder":
+    return parsed.handle
+  if parsed.kind == "url" and _uncompressed_requested():
+    return _resolve_uncompressed(parsed.handle)
+  folder = cache_dir()
+  if parsed.kind == "archive":
+    key = _archive_key(parsed.path)
+    populate = _populate_from_file(parsed.path, parsed.handle, parsed.path)
+    extra = {"archive": parsed.path}
+  elif parsed.kind == "gcs_archive":
+    key = cache_key(parsed.handle)
+    populate = _populate_from_gcs(parsed.handle)
+    extra = {"url": parsed.handle}
+  else:
+    key = cache_key(parsed.handle)
+    url = download_url(parsed.handle)
+    populate = _populate_from_url(parsed.handle, url, progress)
+    extra = {"url": url}
+  entry = cache.get_or_create(folder, key, populate, handle=parsed.handle,
+                              adopt=_trust_existing, marker_extra=extra)
+  root = model_root(entry)
+  if root is None:  # Cannot happen for our entries; guard adopted ones.
+    return check_model_folder(entry, parsed.handle)
+  return root
+
+
+def _uncompressed_requested() -> bool:
+  resolver, _ = _hub_modules()
+  return resolver.model_load_format() == \
+      resolver.ModelLoadFormat.UNCOMPRESSED.value
+
+
+def _resolve_uncompressed(handle: str) -> str:
+  from tensorflow_hub import uncompressed_module_resolver  # pylint: disable=g-import-not-at-top
+  try:
+    return uncompressed_module_resolver.HttpUncompressedFileResolver()(handle)
+  except Exception as e:  # pylint: disable=broad-except
+    raise _handle_error(
+        f"Cannot resolve {handle!r} in uncompressed mode.",
+        f"{type(e).__name__}: {e}",
+        "Unset TFHUB_MODEL_LOAD_FORMAT to download the compressed archive.",
+        handle) from e
+
+
+def fetch(handle: Handle, progress: bool = True) -> str:
+  """Downloads a handle into the cache (``hub-adapter fetch``); returns the
+  local folder. The same as :func:`resolve`, with progress on stderr by
+  default."""
+  return resolve(handle, progress=progress)
+
+
+__all__ = ["resolve", "fetch", "parse_handle", "ParsedHandle", "download_url",
+           "cache_dir", "cache_key", "check_model_folder", "model_root",
+           "ACCEPTED_FORMS"]

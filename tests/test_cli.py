@@ -1,0 +1,48 @@
+"""The ``hub-adapter`` command line."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hub_adapter import cli
+
+CLI = os.path.join(os.path.dirname(sys.executable), "hub-adapter")
+
+
+def test_parser_knows_the_commands():
+  parser = cli.build_parser()
+  assert parser.parse_args(["matrix"]).command == "matrix"
+  assert parser.parse_args(["inspect", "x", "--json"]).json
+  assert parser.parse_args(["fetch", "x"]).command == "fetch"
+  with pytest.raises(SystemExit):
+    parser.parse_args([])
+
+
+def test_inspect_prints_signatures(shared_fixtures):
+  path = shared_fixtures.path("tf1_image_feature_vector")
+  proc = subprocess.run([CLI, "inspect", path], capture_output=True,
+                        text=True, check=True)
+  for word in ("tf1_hub", "image_feature_vector", "train", "pre_logits"):
+    assert word in proc.stdout
+
+
+def test_inspect_json_matches_the_manifest(shared_fixtures):
+  name = "tf2_signatures_only"
+  proc = subprocess.run([CLI, "inspect", "--json", shared_fixtures.path(name)],
+                        capture_output=True, text=True, check=True)
+  data = json.loads(proc.stdout)
+  assert data["format"] == "tf2_saved_model"
+  text = json.dumps(data)
+  for signature in shared_fixtures.entry(name)["signatures"]:
+    assert signature in text
+
+
+def test_errors_exit_2_with_a_typed_message(tmp_path):
+  proc = subprocess.run([CLI, "inspect", str(tmp_path / "missing")],
+                        capture_output=True, text=True)
+  assert proc.returncode == 2
+  assert "HandleError" in proc.stderr
+  assert str(tmp_path / "missing") in proc.stderr
+  assert "Traceback" not in proc.stderr

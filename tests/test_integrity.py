@@ -1,0 +1,198 @@
+"""Corrupt models give ModelFormatError naming the file (inspect_folder and
+integrity.check_folder), never a DecodeError or a crash."""
+import importlib
+import os
+import shutil
+
+import pytest
+
+from hub_adapter import errors
+from hub_adapter import integrity
+
+import fixtures  # pylint: disable=wrong-import-order
+
+inspect_lib = importlib.import_module("hub_adapter.inspect")
+
+DATA = os.path.join("variables", "variables.data-00000-of-00001")
+INDEX = os.path.join("variables", "variables.index")
+
+
+def _copy(shared_fixtures, name, tmp_path):
+  dst = str(tmp_path / name)
+  shutil.copytree(shared_fixtures.path(name), dst)
+  for root, dirs, files in os.walk(dst):
+    for n in dirs + files:
+      os.chmod(os.path.join(root, n), 0o755)
+  os.chmod(dst, 0o755)
+  return dst
+
+
+def _check(path, handle="the-handle"):
+  info = inspect_lib.inspect_folder(path, handle=handle)
+  integrity.check_folder(info, handle)
+  return info
+
+
+def _rewrite(path, file, fn):
+  full = os.path.join(path, file)
+  with open(full, "rb") as f:
+    data = f.read()
+  with open(full, "wb") as f:
+    f.write(fn(data))
+
+
+def _garble(data):
+  middle = len(data) // 2
+  return data[:middle] + bytes(b ^ 0x5A for b in data[middle:middle + 16]) + \
+      data[middle + 16:]
+
+
+@pytest.mark.parametrize("name", fixtures.locate().names())
+def test_every_fixture_is_intact(shared_fixtures, name):
+  _check(shared_fixtures.path(name))
+
+
+@pytest.mark.parametrize("name", ["tf1_image_feature_vector",
+                                  "tf2_keras_savedmodel"])
+@pytest.mark.parametrize("damage", [
+    lambda d: d[: len(d) // 2], lambda d: d[:7], _garble,
+    lambda d: os.urandom(len(d)), lambda d: b"",
+])
+def test_damaged_saved_model_pb(shared_fixtures, tmp_path, name, damage):
+  path = _copy(shared_fixtures, name, tmp_path)
+  _rewrite(path, "saved_model.pb", damage)
+  with pytest.raises(errors.ModelFormatError) as e:
+    _check(path)
+  assert e.value.file == "saved_model.pb"
+  assert "saved_model.pb" in str(e.value) and "the-handle" in str(e.value)
+
+
+@pytest.mark.parametrize("data,match", [
+    (b"\xff\xff", "is corrupt"), (b"\x08", "is corrupt"),
+    (b"\x12\x05ab", "is corrupt"), (b"\x1a\x01x", "format version 0"),
+])
+def test_damaged_tfhub_module_pb(shared_fixtures, tmp_path, data, match):
+  path = _copy(shared_fixtures, "tf1_tokens_signature_only", tmp_path)
+  _rewrite(path, "tfhub_module.pb", lambda _: data)
+  with pytest.raises(errors.ModelFormatError, match=match) as e:
+    _check(path)
+  assert e.value.file == "tfhub_module.pb"
+
+
+@pytest.mark.parametrize("damage,match", [
+    (lambda d: d[: len(d) // 2], "no table magic number"),
+    (lambda d: d[:-1], "no table magic number"),
+    (lambda d: d[:10] + bytes([d[10] ^ 0xFF]) + d[11:], "checksum mismatch"),
+    (lambda d: b"", "only 0 bytes"),
+])
+@pytest.mark.parametrize("name", ["tf1_text_embedding", "tf2_image_bn_reusable"])
+def test_damaged_variables_index(shared_fixtures, tmp_path, name, damage,
+                                 match):
+  path = _copy(shared_fixtures, name, tmp_path)
+  _rewrite(path, INDEX, damage)
+  with pytest.raises(errors.ModelFormatError, match=match) as e:
+    _check(path)
+  assert e.value.file == INDEX
+
+
+def test_garbled_fingerprint(shared_fixtures, tmp_path):
+  path = _copy(shared_fixtures, "tf2_text_vocab_asset", tmp_path)
+  _rewrite(path, "fingerprint.pb", lambda d: b"\xff" + d)
+  with pytest.raises(errors.ModelFormatError, match="is corrupt") as e:
+    _check(path)
+  assert e.value.file == "fingerprint.pb"
+
+
+def test_missing_variables_index(shared_fixtures, tmp_path):
+  path = _copy(shared_fixtures, "tf2_signatures_only", tmp_path)
+  os.remove(os.path.join(path, INDEX))
+  with pytest.raises(errors.ModelFormatError, match="is missing") as e:
+    _check(path)
+  assert e.value.file == INDEX
+
+
+@pytest.mark.parametrize("name", ["half_plus_two_v1", "tf2_text_vocab_asset"])
+def test_truncated_variable_data(shared_fixtures, tmp_path, name):
+  path = _copy(shared_fixtures, name, tmp_path)
+  _rewrite(path, DATA, lambda d: d[:-3])
+  with pytest.raises(errors.ModelFormatError, match="is truncated") as e:
+    _check(path)
+  assert e.value.file == DATA
+  assert "variables.index places data up to byte" in str(e.value)
+
+
+def test_missing_variable_data(shared_fixtures, tmp_path):
+  path = _copy(shared_fixtures, "tf1_image_with_attachments", tmp_path)
+  os.remove(os.path.join(path, DATA))
+  with pytest.raises(errors.ModelFormatError, match="is missing") as e:
+    _check(path)
+  assert e.value.file == DATA
+
+
+def test_unreadable_variable_data(shared_fixtures, tmp_path):
+  path = _copy(shared_fixtures, "tf1_image_with_attachments", tmp_path)
+  os.remove(os.path.join(path, DATA))
+  os.mkdir(os.path.join(path, DATA))  # Unreadable as a file, even for root.
+  with pytest.raises(errors.ModelFormatError, match="cannot be read") as e:
+    _check(path)
+  assert e.value.file == DATA
+
+
+@pytest.mark.parametrize("name", ["tf1_image_feature_vector",
+                                  "tf2_image_bn_reusable"])
+def test_garbled_variable_data(shared_fixtures, tmp_path, name):
+  path = _copy(shared_fixtures, name, tmp_path)
+  _rewrite(path, DATA, _garble)
+  with pytest.raises(errors.ModelFormatError,
+                     match="does not match its checksum") as e:
+    _check(path)
+  assert e.value.file == DATA
+  # Checksums are skipped above the size bound (loading would catch it).
+  info = inspect_lib.inspect_folder(path)
+  integrity.check_folder(info, verify_max_bytes=0)
+
+
+@pytest.mark.parametrize("name,asset", [("tf1_text_embedding", "tokens.txt"),
+                                        ("tf2_text_vocab_asset", "vocab.txt")])
+def test_missing_asset(shared_fixtures, tmp_path, name, asset):
+  path = _copy(shared_fixtures, name, tmp_path)
+  os.remove(os.path.join(path, "assets", asset))
+  with pytest.raises(errors.ModelFormatError, match="is missing") as e:
+    _check(path)
+  assert e.value.file == "assets/" + asset
+  shutil.rmtree(os.path.join(path, "assets"))
+  with pytest.raises(errors.ModelFormatError, match="is missing"):
+    _check(path)
+
+
+def test_asset_name_leaving_the_folder(shared_fixtures, tmp_path):
+  path = _copy(shared_fixtures, "tf2_text_vocab_asset", tmp_path)
+  proto = inspect_lib.read_saved_model(path)
+  from tensorflow.core.protobuf import saved_model_pb2
+  hostile = saved_model_pb2.SavedModel()
+  hostile.CopyFrom(proto)
+  hostile.meta_graphs[0].asset_file_def[0].filename = "../../etc/passwd"
+  with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+    f.write(hostile.SerializeToString())
+  os.remove(os.path.join(path, "fingerprint.pb"))  # A crafted model has none.
+  with pytest.raises(errors.ModelFormatError, match="unsafe name") as e:
+    _check(path)
+  assert "'../../etc/passwd'" in str(e.value)
+
+
+def test_dangling_object_references_are_tolerated(shared_fixtures, tmp_path):
+  path = _copy(shared_fixtures, "tf2_image_bn_reusable", tmp_path)
+  from tensorflow.core.protobuf import saved_model_pb2
+  proto = saved_model_pb2.SavedModel()
+  proto.CopyFrom(inspect_lib.read_saved_model(path))
+  graph = proto.meta_graphs[0].object_graph_def
+  graph.nodes[0].children[0].node_id = 10**6  # A dangling object reference.
+  del graph.nodes[1:]
+  with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+    f.write(proto.SerializeToString())
+  with pytest.raises(errors.ModelFormatError, match="differs from the one "
+                     "recorded in fingerprint.pb"):
+    _check(path)
+  os.remove(os.path.join(path, "fingerprint.pb"))
+  info = _check(path)  # Unknown references are skipped, not fatal.
+  assert info.variables == ()
