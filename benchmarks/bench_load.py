@@ -29,8 +29,9 @@ def measure(args):
   """Loads ``args["handle"]`` with ``args["loader"]``.
 
   Args:
-    args: ``handle`` (folder or URL), ``loader`` and ``tf1`` (the handle is
-      a TF1 Hub module, which tf.saved_model.load needs ``tags=[]`` for).
+    args: ``handle`` (folder or URL), ``loader``, ``tf1`` (the handle is
+      a TF1 Hub module, which tf.saved_model.load needs ``tags=[]`` for),
+      ``second`` (default true: also time a second load) and ``profile``.
 
   Returns:
     Seconds (``import_s``, ``load_s``, ``tf_s``, ``warm_s``, ``warm_tf_s``)
@@ -65,6 +66,10 @@ def measure(args):
     load_s = time.perf_counter() - start
   peak_rss = _common.peak_rss_bytes()
   del model
+  if not args.get("second", True):
+    return {"load_s": load_s, "tf_s": record["tf_s"], "import_s": import_s,
+            "rss_before": rss_before, "peak_rss": peak_rss,
+            **({"profile": hot} if hot else {})}
   gc.collect()
   warm = {}
   with _common.timed_tf_loader(warm):

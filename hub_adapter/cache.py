@@ -242,9 +242,10 @@ def get_or_create(cache_dir: str, key: str,
     populate: Called with an empty temporary folder to fill with the model
       (download and extract). It raises to abort; nothing is kept then.
     handle: The handle, for messages.
-    adopt: Called with an existing entry that has no valid marker (e.g. one
+    adopt: Called with an existing entry that has no marker (e.g. one
       tensorflow_hub wrote); True keeps it (a marker is added), False
-      fetches again. Default: fetch again.
+      fetches again. Entries whose marker no longer matches their files are
+      always fetched again. Default: fetch again.
     marker_extra: Extra JSON-able facts stored in the marker.
     timeout: Seconds to wait for another process's lock (default: env
       ``HUB_ADAPTER_LOCK_TIMEOUT`` or 1800).

@@ -199,7 +199,7 @@ def download(url: str, dest: str, *, handle: Optional[str] = None,
            "yourself and pass its local path.")
     raise errors.HandleError(
         errors.compose(
-            f"Cannot download {url}: {cause}{tries}{with_timeout}.",
+            f"Cannot download {url}: {cause}{with_timeout}{tries}.",
             "The model archive could not be fetched, so nothing was cached.",
             fix, {"handle": handle if handle != url else None, "url": url}),
         handle=handle, url=url, cause=cause, attempts=attempts,

@@ -86,7 +86,8 @@ def is_training(mode: Any) -> bool:
     InputError: ``mode`` is not a ModeKeys value.
   """
   _require_estimator("is_training")
-  return _check_mode(mode, "is_training") == runtime.tf().estimator.ModeKeys.TRAIN
+  mode = _check_mode(mode, "is_training")
+  return mode == runtime.tf().estimator.ModeKeys.TRAIN
 
 
 class ModeModel:

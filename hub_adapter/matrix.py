@@ -98,16 +98,18 @@ def _model_dir(root: str, fmt: Format, mode: Mode) -> str:
 def _probe_create(fmt: Format, mode: Mode, root: str) -> str:
   from hub_adapter import tiny_models  # pylint: disable=g-import-not-at-top
   if fmt is Format.TF1_HUB:
-    path = os.path.join(root, tiny_models.TF1_MODULE)
     if mode is Mode.TF2:
       from hub_adapter.tf1 import creation  # pylint: disable=g-import-not-at-top
       creation.create_module_spec(tiny_models.tiny_tf1_module_fn)
       return "create_module_spec returned (expected a refusal)"
-    tiny_models.make_tf1_module(path)
-    return "create_module_spec + Module.export, reloaded and checked"
-  path = tiny_models.tf2_model_dir(root, mode.value)
-  tiny_models.make_tf2_saved_model(path)
-  return "hub_adapter.save (tf.saved_model.save), reloaded and checked"
+    tiny_models.make_tf1_module(os.path.join(root, tiny_models.TF1_MODULE))
+    _probe_load_graph(fmt, root)
+    return ("create_module_spec + Module.export; reloaded with "
+            "hub_adapter.load, values checked")
+  tiny_models.make_tf2_saved_model(tiny_models.tf2_model_dir(root, mode.value))
+  (_probe_load_tf2 if mode is Mode.TF2 else _probe_load_graph)(fmt, root)
+  return ("hub_adapter.save (tf.saved_model.save); reloaded with "
+          "hub_adapter.load, values checked")
 
 
 def _eager_load(path: str, trainable: bool):
@@ -182,13 +184,22 @@ def _keras_fit(path: str) -> List[float]:
       keras.Input(shape=(2,)),
       keras_layer.KerasLayer(path, trainable=True),
   ])
-  model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+  model.compile(optimizer=_sgd(keras, 0.05), loss="mse")
   history = model.fit(tiny_models.INPUT, tiny_models.TARGET, epochs=3,
                       batch_size=2, verbose=0)
   losses = history.history["loss"]
   if not losses[-1] < losses[0]:
     raise AssertionError(f"Keras fit loss did not go down: {losses}")
   return losses
+
+
+def _sgd(keras, learning_rate: float):
+  """SGD for this Keras; tf_keras in graph mode needs its legacy optimizer."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  legacy = getattr(keras.optimizers, "legacy", None)
+  if legacy is not None and not tf.compat.v1.executing_eagerly_outside_functions():
+    return legacy.SGD(learning_rate)
+  return keras.optimizers.SGD(learning_rate)
 
 
 def _probe_finetune_graph(fmt: Format, root: str) -> str:
@@ -211,7 +222,7 @@ def _probe_finetune_graph(fmt: Format, root: str) -> str:
   if not losses[-1] < losses[0]:
     raise AssertionError(f"loss did not go down: {losses}")
   detail = (f"GradientDescentOptimizer loss {losses[0]:.3f} -> "
-            f"{losses[-1]:.3f}")
+            f"{losses[-1]:.3f}, {len(update_ops)} update op(s) run")
   if fmt is Format.TF2_SAVED_MODEL:
     keras_losses = _keras_fit(path)
     detail += (f"; {_flavour()} fit loss {keras_losses[0]:.3f} -> "

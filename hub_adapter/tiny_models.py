@@ -34,9 +34,11 @@ def tiny_tf1_module_fn(training: bool = False) -> None:
       "w", initializer=tf.constant([[1.0], [2.0]]))
   b = tf.compat.v1.get_variable("b", initializer=tf.constant([0.5]))
   y = tf.matmul(x, w) + b
+  # Both graph variants must hold the same variables; only the train variant
+  # registers an update op, like batch norm's moving statistics.
+  steps = tf.compat.v1.get_variable(
+      "steps", initializer=tf.constant(0.0), trainable=False)
   if training:
-    steps = tf.compat.v1.get_variable(
-        "steps", initializer=tf.constant(0.0), trainable=False)
     tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS,
                                    tf.compat.v1.assign_add(steps, 1.0))
   creation.add_signature(inputs={"x": x}, outputs={"default": y})

@@ -267,7 +267,7 @@ def test_hub_keras_layer_in_the_same_model_fn_leaves_the_gap(
     assert not np.allclose(before, ours.moving_after[key])
 
 
-# The helpers themselves ---------------------------------------------------------
+# The helpers themselves -------------------------------------------------------
 
 @pytest.mark.requires("estimator")
 def test_helpers_in_a_graph(shared_fixtures):

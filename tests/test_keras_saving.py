@@ -55,11 +55,16 @@ def sentences():
 
 @pytest.fixture(scope="module")
 def fine_tuned(keras, images):
-  """A functional model around a trainable image layer, trained one epoch."""
+  """A functional model around a trainable image layer, trained a little.
+
+  The head is not named "head": the hub model has variables "head/kernel"
+  and "head/bias", and tf_keras' H5 writer names optimizer slots by variable
+  name, so two "head/kernel" slots would collide.
+  """
   layer = hub.KerasLayer(_path("tf2_image_bn_reusable"), trainable=True,
                          name="hub")
   inputs = keras.Input((8, 8, 3))
-  model = keras.Model(inputs, keras.layers.Dense(2, name="head")(
+  model = keras.Model(inputs, keras.layers.Dense(2, name="classifier")(
       layer(inputs)))
   model.compile(optimizer=keras.optimizers.SGD(0.1),
                 loss=keras.losses.MeanSquaredError())

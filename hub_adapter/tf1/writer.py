@@ -113,7 +113,15 @@ def export_module(module, path: str, session) -> str:
         "graph the Module was created in.",
         "Pass the session of the module's graph (the one you initialized or "
         "trained it in).", {"path": path}))
-  values = session.run(live_map) if live_map else {}
+  try:
+    values = session.run(live_map) if live_map else {}
+  except tf.errors.FailedPreconditionError as e:
+    raise errors.InputError(errors.compose(
+        "Module.export cannot read the module's variables from the session.",
+        f"They are not initialized: {e.message.splitlines()[0]}",
+        "Run tf.compat.v1.global_variables_initializer() (or restore a "
+        "checkpoint) in the session before exporting.",
+        {"path": path})) from e
   with tf.Graph().as_default() as graph:
     variable_map = _import_variables(spec)
     _check_values(variable_map, values, path)
@@ -125,7 +133,7 @@ def export_module(module, path: str, session) -> str:
           lambda target: _save(variable_map, export_session, target))
 
 
-# The spec's variables in a private graph ---------------------------------------
+# The spec's variables in a private graph --------------------------------------
 
 def _spec_of(module):
   for attribute in ("spec", "_spec"):
@@ -262,7 +270,7 @@ def _save(variable_map: VariableMap, session, target_dir: str) -> None:
              write_meta_graph=False, write_state=False)
 
 
-# Checkpoints --------------------------------------------------------------------
+# Checkpoints ------------------------------------------------------------------
 
 def _checkpoint_prefix(checkpoint_path, path: str) -> str:
   tf = runtime.tf()
@@ -324,7 +332,7 @@ def _check_checkpoint(prefix: str, assignment: Mapping[str, Any],
         {"checkpoint": prefix, "path": path}))
 
 
-# The folder ---------------------------------------------------------------------
+# The folder -------------------------------------------------------------------
 
 def _write_module(spec, path: str, save_variables: Callable[[str], None]
                   ) -> str:

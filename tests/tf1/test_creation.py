@@ -366,7 +366,7 @@ def test_public_names_are_the_creation_functions():
   assert hub_adapter.attach_message is creation.attach_message
 
 
-# The created spec applied by hub_adapter's Module, before any export -----------
+# The created spec applied by hub_adapter's Module, before any export ----------
 
 @tf1_compat
 def test_created_spec_applies_with_initializers_and_source_assets(spec):

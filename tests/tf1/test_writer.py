@@ -309,6 +309,18 @@ def test_export_with_a_session_of_another_graph_is_refused(exported,
   assert not os.path.exists(tmp_path / "never")
 
 
+def test_export_before_initialization_is_refused(exported, tmp_path):
+  tf = _tf()
+  module_lib = _libs()[1]
+  with tf.Graph().as_default():
+    module = module_lib.Module(exported["spec"])
+    with tf.compat.v1.Session() as session:
+      with pytest.raises(errors.InputError) as info:
+        module.export(str(tmp_path / "never"), session)
+  assert "global_variables_initializer" in str(info.value)
+  assert not os.path.exists(tmp_path / "never")
+
+
 def test_module_without_variables_exports_an_empty_checkpoint_folder(
     tmp_path):
   tf = _tf()
@@ -329,3 +341,34 @@ def test_module_without_variables_exports_an_empty_checkpoint_folder(
     y = module_lib.Module(target)(np.array([2.0, 4.0], np.float32))
     with tf.compat.v1.Session() as session:
       np.testing.assert_allclose(session.run(y), [3.0, 4.0])
+
+
+# Modules written by tensorflow_hub --------------------------------------------
+
+@pytest.mark.parametrize("name", ["tf1_text_embedding",
+                                  "tf1_image_with_attachments"])
+def test_reexported_hub_module_reproduces_its_goldens(shared_fixtures, name,
+                                                      tmp_path):
+  """A module exported by tensorflow_hub 0.15 (partitioned embedding, asset,
+  attachments), read back and exported again by the writer."""
+  tf = _tf()
+  _, module_lib, spec_lib, _ = _libs()
+  spec = spec_lib.load_module_spec(shared_fixtures.path(name))
+  target = str(tmp_path / name)
+  spec.export(target, checkpoint_path=spec.checkpoint_prefix)
+  reread = spec_lib.load_module_spec(target)
+  assert reread.saved_model == spec.saved_model
+  for key in ("image_module_info", "label_info"):
+    assert reread._get_attached_bytes(key, None) == spec._get_attached_bytes(  # pylint: disable=protected-access
+        key, None)
+  cases = shared_fixtures.cases(name, "hub.Module")
+  assert cases
+  for case in cases:
+    with tf.Graph().as_default():
+      module = module_lib.Module(target, tags=set(case.spec["tags"]))
+      outputs = module(case.inputs(), signature=case.spec["signature"],
+                       as_dict=True)
+      with tf.compat.v1.Session() as session:
+        session.run([tf.compat.v1.global_variables_initializer(),
+                     tf.compat.v1.tables_initializer()])
+        case.assert_outputs(session.run(outputs))
