@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-BLOCK_SECONDS = 0.1
+BLOCK_SECONDS = 0.05
 
 
 def _calls_per_block(fn) -> int:

@@ -2,8 +2,9 @@
 
 ``hub_adapter.Module`` or tensorflow_hub 0.15's ``hub.Module`` on the same
 TF1 Hub module: graph construction, then session creation, initializers and
-the first ``session.run`` (which restores the variables), then the steady
-``session.run`` time in blocks.
+the first ``session.run`` (which restores the variables), timed for one
+engine from a fresh process; then the steady ``session.run`` time of both
+engines, each in its own graph, in interleaved blocks.
 """
 from __future__ import annotations
 
@@ -16,57 +17,83 @@ import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def measure(args):
-  """Builds and runs ``args["path"]`` with ``args["engine"]``.
+  """Builds and runs ``args["path"]`` with ``args["engine"]``, then both.
 
   Args:
-    args: ``path``, ``engine`` (adapter or hub), ``dim`` (input width),
-      ``batch`` and ``blocks``.
+    args: ``path``, ``engine`` (adapter or hub: the one timed from a fresh
+      process), ``dim`` (input width), ``batch``, ``calls`` and ``blocks``.
 
   Returns:
     ``build_s`` (graph construction), ``first_run_s`` (session, initializers
-    and first run), ``run_s`` (steady seconds per run, per block) and the
-    first output row for a cross-check.
+    and first run) of ``engine``; ``run_s`` ({engine: steady seconds per run
+    for each block}) for both engines, each in its own graph and session,
+    their blocks interleaved; and the first output rows for a cross-check.
   """
   _common.quiet_tensorflow()
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   v1 = tf.compat.v1
   v1.disable_v2_behavior()
+  engine = args["engine"]
   start = time.perf_counter()
-  if args["engine"] == "adapter":
-    module_class = _common.require_adapter("hub_adapter.tf1.module:Module")
-  else:
-    module_class = _common.import_hub().Module
-  import_s = time.perf_counter() - start
+  classes = {}
+  try:
+    classes["adapter"] = _common.require_adapter("hub_adapter.tf1.module:Module")
+  except _common.Unavailable:
+    if engine == "adapter":
+      raise
+  import_adapter_s = time.perf_counter() - start
+  start = time.perf_counter()
+  classes["hub"] = _common.import_hub().Module
+  import_hub_s = time.perf_counter() - start
   data = np.random.default_rng(0).standard_normal(
       (args["batch"], args["dim"]), dtype=np.float32)
-  graph = tf.Graph()
 
-  def build():
+  def build(name):
+    graph = tf.Graph()
     with graph.as_default():
       x = v1.placeholder(tf.float32, [None, args["dim"]])
-      module = module_class(args["path"])
+      module = classes[name](args["path"])
       y = module(x)
       init = [v1.global_variables_initializer(), v1.tables_initializer()]
-    return x, y, init
+    return graph, x, y, init
+
+  def first_run(built):
+    graph, x, y, init = built
+    session = v1.Session(graph=graph)
+    session.run(init)
+    return session, session.run(y, {x: data})
 
   start = time.perf_counter()
-  if args["engine"] == "adapter":
-    x, y, init = _common.adapter_call("hub_adapter.Module", build)
+  if engine == "adapter":
+    built = _common.adapter_call("hub_adapter.Module", lambda: build(engine))
   else:
-    x, y, init = build()
+    built = build(engine)
   build_s = time.perf_counter() - start
   start = time.perf_counter()
-  session = v1.Session(graph=graph)
-  session.run(init)
-  first = session.run(y, {x: data})
+  session, first = first_run(built)
   first_run_s = time.perf_counter() - start
-  blocks = _common.block_times({"run": lambda: session.run(y, {x: data})},
-                               calls=args["calls"], blocks=args["blocks"])
-  session.close()
-  return {"import_s": import_s, "build_s": build_s, "first_run_s": first_run_s,
-          "run_s": blocks["run"], "first_output": [float(v) for v in first[:4]],
-          "peak_rss": _common.peak_rss_bytes()}
+  runs = {engine: (session, built)}
+  outputs = {engine: [float(v) for v in first[:4]]}
+  other = "hub" if engine == "adapter" else "adapter"
+  if other in classes:
+    try:
+      other_built = _common.adapter_call("hub_adapter.Module",
+                                         lambda: build(other))
+      other_session, other_first = first_run(other_built)
+      runs[other] = (other_session, other_built)
+      outputs[other] = [float(v) for v in other_first[:4]]
+    except _common.Unavailable:
+      pass
+  peak_rss = _common.peak_rss_bytes()
+  fns = {name: (lambda s=sess, b=b: s.run(b[2], {b[1]: data}))
+         for name, (sess, b) in runs.items()}
+  blocks = _common.block_times(fns, calls=args["calls"], blocks=args["blocks"])
+  for sess, _ in runs.values():
+    sess.close()
+  return {"import_s": import_adapter_s if engine == "adapter" else import_hub_s,
+          "build_s": build_s, "first_run_s": first_run_s, "run_s": blocks,
+          "first_output": outputs, "peak_rss": peak_rss}
 
 
 if __name__ == "__main__":

@@ -15,18 +15,19 @@ from hub_adapter import runtime
 
 def main(handle: str) -> None:
   keras = runtime.keras_module()
+  keras.utils.set_random_seed(0)
   rng = np.random.default_rng(0)
-  images = rng.uniform(size=(32, 8, 8, 3)).astype("float32")
-  labels = rng.integers(0, 2, size=(32,))
+  images = rng.uniform(size=(64, 8, 8, 3)).astype("float32")
+  labels = (images[..., 0].mean(axis=(1, 2)) > 0.5).astype("int32")
   model = keras.Sequential([
       keras.Input(shape=(8, 8, 3)),
       hub.KerasLayer(handle, trainable=True),
       keras.layers.Dense(2),
   ])
-  model.compile(optimizer=keras.optimizers.SGD(0.05),
+  model.compile(optimizer=keras.optimizers.SGD(0.1),
                 loss=keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True))
-  history = model.fit(images, labels, epochs=3, batch_size=8, verbose=0)
+  history = model.fit(images, labels, epochs=10, batch_size=8, verbose=0)
   losses = history.history["loss"]
   print(f"loss {losses[0]:.4f} -> {losses[-1]:.4f}")
   print(f"regularization losses in model.losses: {len(model.losses)}")

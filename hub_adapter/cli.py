@@ -1,8 +1,10 @@
-"""The ``hub-adapter`` command line: matrix, inspect, fetch."""
+"""The ``hub-adapter`` command line: matrix, inspect, fetch, convert."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import sys
 from typing import List, Optional
 
@@ -21,7 +23,7 @@ def _matrix(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-  from hub_adapter import inspect as inspect_lib  # pylint: disable=g-import-not-at-top
+  inspect_lib = importlib.import_module("hub_adapter.inspect")
   info = inspect_lib.inspect(args.handle)
   if args.json:
     print(json.dumps(inspect_lib.to_json(info), indent=1, sort_keys=True))
@@ -31,8 +33,15 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-  from hub_adapter import resolve as resolve_lib  # pylint: disable=g-import-not-at-top
+  resolve_lib = importlib.import_module("hub_adapter.resolve")
   print(resolve_lib.fetch(args.handle, progress=not args.quiet))
+  return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+  from hub_adapter import convert as convert_lib  # pylint: disable=g-import-not-at-top
+  print(convert_lib.convert(args.source, args.destination,
+                            overwrite=args.overwrite))
   return 0
 
 
@@ -58,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("handle")
   p.add_argument("--quiet", action="store_true", help="no progress lines")
   p.set_defaults(run=_fetch)
+  p = sub.add_parser(
+      "convert", help="write a TF1 Hub module as a TF2 SavedModel that "
+                      "fine-tunes in TF2")
+  p.add_argument("source", help="handle or folder of a TF1 Hub module")
+  p.add_argument("destination", help="folder for the TF2 SavedModel")
+  p.add_argument("--overwrite", action="store_true",
+                 help="replace an existing destination folder")
+  p.set_defaults(run=_convert)
   return parser
 
 
@@ -72,6 +89,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     hub_adapter error (its message goes to stderr).
   """
   args = build_parser().parse_args(argv)
+  # TensorFlow's C++ start-up chatter would bury the CLI's own output.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   try:
     return args.run(args)
   except errors.HubAdapterError as e:

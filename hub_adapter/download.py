@@ -130,7 +130,8 @@ def _attempt(url: str, dest: str, timeout: float,
     with open(dest, "wb") as out:
       while True:
         try:
-          chunk = response.read(_CHUNK)
+          # read1: whatever has arrived, so progress and faults count bytes.
+          chunk = response.read1(_CHUNK)
         except http.client.IncompleteRead as e:
           raise _Transient(f"the connection closed after {done + len(e.partial)}"
                            f" of {total} bytes") from e

@@ -650,7 +650,8 @@ def describe(info: ModelInfo) -> str:
   Returns:
     Multi-line text, without a trailing newline.
   """
-  lines = [f"Model: {info.path}", f"Format: {info.format.title}"]
+  lines = [f"Model: {info.path}",
+           f"Format: {info.format.title} ({info.format.value})"]
   if info.format == Format.TF1_HUB:
     lines.append(f"Module format version: {info.module_format_version}; "
                  f"required features: {errors.choices(info.required_features)}")

@@ -115,6 +115,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       self._headers(route, len(body))
       self.wfile.write(body[:keep])
       self.wfile.flush()
+      time.sleep(0.2)  # Let the client read the headers and the first bytes.
       # SO_LINGER with a zero timeout makes close() send a TCP RST.
       self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                  struct.pack("ii", 1, 0))

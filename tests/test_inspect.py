@@ -108,7 +108,7 @@ def test_partitioned_tf1_variable_is_listed_whole(shared_fixtures):
 def test_describe_and_to_json(shared_fixtures):
   info = inspect_lib.inspect(shared_fixtures.path("tf1_image_feature_vector"))
   text = inspect_lib.describe(info)
-  assert "Format: TF1 Hub" in text
+  assert "Format: TF1 Hub (tf1_hub)" in text
   assert "{} (empty)" in text and "Signatures of tag set {train}:" in text
   assert "image_feature_vector_with_bn_hparams:" in text
   assert "in  batch_norm_momentum: float32 []" in text

@@ -162,7 +162,8 @@ def has_control_flow_contexts(meta_graph) -> bool:
 def prune(meta_graph, roots: Iterable[str]) -> None:
   """Keeps only ``roots`` and the nodes they depend on, in place.
 
-  Dependencies follow data and control inputs. Graphs with v1 control-flow
+  Dependencies follow data and control inputs and colocation constraints
+  (``loc:@`` entries of ``_class``). Graphs with v1 control-flow
   contexts are left whole (their contexts refer to nodes by name). Node
   order is preserved; the function library is kept.
 
@@ -180,8 +181,12 @@ def prune(meta_graph, roots: Iterable[str]) -> None:
     if name in keep:
       continue
     keep.add(name)
-    for inp in nodes[name].input:
-      dep = node_name(inp)
+    node = nodes[name]
+    deps = [node_name(inp) for inp in node.input]
+    if "_class" in node.attr:
+      deps += [v[len(b"loc:@"):].decode("utf-8")
+               for v in node.attr["_class"].list.s if v.startswith(b"loc:@")]
+    for dep in deps:
       if dep in nodes and dep not in keep:
         queue.append(dep)
   kept = [node for node in meta_graph.graph_def.node if node.name in keep]

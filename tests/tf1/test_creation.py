@@ -229,6 +229,9 @@ def test_sparse_and_ragged_signature_values_are_described():
   inputs = meta_graph.signature_def["default"].inputs
   assert inputs["ids"].WhichOneof("encoding") == "coo_sparse"
   assert inputs["ragged"].WhichOneof("encoding") == "composite_tensor"
+  infos = spec.get_input_info_dict()
+  assert infos["ids"].is_sparse
+  assert infos["ragged"].is_composite and not infos["ragged"].is_sparse
 
 
 # Refusals in TF1 compat mode --------------------------------------------------

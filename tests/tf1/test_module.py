@@ -443,3 +443,28 @@ def test_sparse_and_ragged_signatures():
   assert got["doubled"].to_list() == [[2.0, 4.0], [], [6.0]]
   with pytest.raises(errors.InputTypeError, match="SparseTensor"):
     module(tf.constant([1, 2], tf.int64), signature="sparse")
+
+
+def _control_dependency_module_fn():
+  from hub_adapter.tf1 import creation
+  weight = tf.compat.v1.get_variable("weight", initializer=3.0)
+  x = tf.compat.v1.placeholder(tf.float32, [None])
+  with tf.control_dependencies([weight.handle.op]):
+    doubled = tf.identity(x * 2.0, name="doubled")
+  creation.add_signature(inputs=x, outputs=doubled + weight)
+
+
+@tf1
+def test_control_dependency_on_state_is_rewired():
+  from hub_adapter.tf1 import creation
+  module = Module(creation.create_module_spec(_control_dependency_module_fn))
+  out = module([1.0, 2.0])
+  controlled = [op for op in tf.compat.v1.get_default_graph().get_operations()
+                if op.name.startswith("module_apply_default/")
+                and op.control_inputs]
+  assert controlled
+  for op in controlled:
+    assert [dep.name for dep in op.control_inputs] == ["module/weight"]
+  with tf.compat.v1.Session() as session:
+    _init(session)
+    np.testing.assert_allclose(session.run(out), [5.0, 7.0])
