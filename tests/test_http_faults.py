@@ -104,7 +104,8 @@ def test_server_slower_than_the_timeout(server, cache_dir, archive):
   elapsed = time.monotonic() - start
   assert "timed out" in message and download.TIMEOUT_ENV in message
   assert server.count("/m.tar.gz") == RETRIES + 1
-  assert elapsed < (RETRIES + 1) * 0.5 + 1.5  # Bounded: timeouts + backoff.
+  # Bounded by our timeouts (3 x 0.5 s), not by the server (3 x 3 s).
+  assert elapsed < 6
   assert error.transient
   assert _cache_is_empty(cache_dir)
 

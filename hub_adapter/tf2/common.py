@@ -42,8 +42,22 @@ def load_options(options: Any) -> Any:
   if options is not None:
     return options
   if tf.distribute.has_strategy():
-    return tf.saved_model.LoadOptions(experimental_io_device=IO_DEVICE)
+    return tf.saved_model.LoadOptions(experimental_io_device=io_device())
   return None
+
+
+def io_device() -> str:
+  """``IO_DEVICE``, or this worker's own CPU in a multi-worker cluster.
+
+  Under ``MultiWorkerMirroredStrategy`` the local devices are
+  ``/job:worker/replica:0/task:N/...`` and ``/job:localhost`` does not exist
+  (restoring fails with "unknown device"), so the local CPU is named.
+  """
+  cpus = tf.config.list_logical_devices("CPU")
+  if cpus and cpus[0].name.startswith("/job:") and not cpus[0].name.startswith(
+      IO_DEVICE):
+    return cpus[0].name
+  return IO_DEVICE
 
 
 def load_saved_model(request: LoadRequest) -> Any:
