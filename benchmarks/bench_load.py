@@ -40,6 +40,9 @@ def measure(args):
   _common.quiet_tensorflow()
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.constant(0.0).numpy()  # Starts the eager context outside the clock.
+  if "import_only" in args:
+    return _time_imports(args["import_only"])
+  before = set(sys.modules)
   loader = args["loader"]
   handle = args["handle"]
   start = time.perf_counter()
@@ -67,9 +70,13 @@ def measure(args):
   peak_rss = _common.peak_rss_bytes()
   del model
   if not args.get("second", True):
+    extra = {}
+    if hot:
+      extra = {"profile": hot, "new_modules": sorted(
+          m for m in set(sys.modules) - before
+          if m.startswith(("hub_adapter", "tensorflow_hub")))}
     return {"load_s": load_s, "tf_s": record["tf_s"], "import_s": import_s,
-            "rss_before": rss_before, "peak_rss": peak_rss,
-            **({"profile": hot} if hot else {})}
+            "rss_before": rss_before, "peak_rss": peak_rss, **extra}
   gc.collect()
   warm = {}
   with _common.timed_tf_loader(warm):
@@ -81,6 +88,15 @@ def measure(args):
           "warm_s": warm_s, "warm_tf_s": warm["tf_s"],
           "rss_before": rss_before, "peak_rss": peak_rss,
           **({"profile": hot} if hot else {})}
+
+
+def _time_imports(modules):
+  """Seconds to import ``modules`` (after TensorFlow) in a fresh process."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  for name in modules:
+    importlib.import_module(name)
+  return {"import_s": time.perf_counter() - start}
 
 
 if __name__ == "__main__":

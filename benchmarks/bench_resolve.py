@@ -38,6 +38,7 @@ def measure(args):
   else:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top,unused-import
     tf.constant(0.0).numpy()
+    before = set(sys.modules)
     start = time.perf_counter()
     if resolver == "adapter":
       resolve = _common.require_adapter("hub_adapter.resolve:resolve")
@@ -62,6 +63,9 @@ def measure(args):
             "import_s": 0.0 if resolver == "disk" else import_s}
   if resolver != "disk" and hot:
     result["profile"] = hot
+    result["new_modules"] = sorted(
+        m for m in set(sys.modules) - before
+        if m.startswith(("hub_adapter", "tensorflow_hub")))
   return result
 
 

@@ -86,6 +86,7 @@ def measure(args):
     except _common.Unavailable:
       pass
   peak_rss = _common.peak_rss_bytes()
+  graph_ops = {name: _run_ops(b[0], b[2]) for name, (_, b) in runs.items()}
   fns = {name: (lambda s=sess, b=b: s.run(b[2], {b[1]: data}))
          for name, (sess, b) in runs.items()}
   blocks = _common.block_times(fns, calls=args["calls"], blocks=args["blocks"])
@@ -93,7 +94,23 @@ def measure(args):
     sess.close()
   return {"import_s": import_adapter_s if engine == "adapter" else import_hub_s,
           "build_s": build_s, "first_run_s": first_run_s, "run_s": blocks,
-          "first_output": outputs, "peak_rss": peak_rss}
+          "first_output": outputs, "peak_rss": peak_rss,
+          "graph_ops": graph_ops}
+
+
+def _run_ops(graph, fetch):
+  """Op types that running ``fetch`` executes (its transitive inputs)."""
+  counts, seen, stack = {}, set(), [fetch.op]
+  while stack:
+    op = stack.pop()
+    if op.name in seen:
+      continue
+    seen.add(op.name)
+    counts[op.type] = counts.get(op.type, 0) + 1
+    stack.extend(t.op for t in op.inputs)
+    stack.extend(op.control_inputs)
+  del graph
+  return dict(sorted(counts.items()))
 
 
 if __name__ == "__main__":

@@ -86,10 +86,20 @@ def log(message: str) -> None:
   sys.stderr.flush()
 
 
-def ratio_of(pairs) -> Optional[float]:
+class Ratio(float):
+  """A median ratio that also knows the range of the per-repeat ratios."""
+  lo: float
+  hi: float
+
+
+def ratio_of(pairs) -> Optional[Ratio]:
   """Median of per-repeat ratios a/b, for pairs measured back to back."""
-  return _common.median(a / b for a, b in pairs
-                        if a is not None and b not in (None, 0))
+  ratios = [a / b for a, b in pairs if a is not None and b not in (None, 0)]
+  if not ratios:
+    return None
+  out = Ratio(_common.median(ratios))
+  out.lo, out.hi = min(ratios), max(ratios)
+  return out
 
 
 def warm_page_cache(path: str) -> None:
@@ -209,8 +219,12 @@ class Runner:
     self.data["model_build_s"] = result.get("built", result)
     if tf1:
       if self.py215:
-        result = self._make("tf1", sorted(tf1), self.py215)
-        self.data["model_build_s_tf1"] = result.get("built", result)
+        try:
+          result = self._make("tf1", sorted(tf1), self.py215)
+          self.data["model_build_s_tf1"] = result.get("built", result)
+        except RuntimeError as e:  # The TF1 rows then say "not built".
+          log(str(e))
+          self.data["model_build_s_tf1"] = {"error": str(e)[-500:]}
       else:
         self.data["model_build_s_tf1"] = {"error": "no TF 2.15 environment"}
 
@@ -234,9 +248,23 @@ class Runner:
     """
     log(f"profile {case}")
     result = self.child(script, args, env=env)
-    self.data.setdefault("profiles", {})[case] = (
-        result.get("profile", [])[:6] if "profile" in result
-        else _first_problem([result]) or "no profile")
+    if "profile" not in result:
+      self.data.setdefault("profiles", {})[case] = (
+          _first_problem([result]) or "no profile")
+      return
+    entry = {"total_s": _common.sig(result.get("load_s",
+                                               result.get("resolve_s"))),
+             "hot": result["profile"][:8]}
+    modules = result.get("new_modules")
+    if modules:
+      # What importing the modules that call pulled in costs on its own.
+      timed = self.child("bench_load.py", {"import_only": modules})
+      entry["lazy_imports"] = {"count": len(modules),
+                               "s": _common.sig(timed.get("import_s")),
+                               "tensorflow_hub": any(
+                                   m.startswith("tensorflow_hub")
+                                   for m in modules)}
+    self.data.setdefault("profiles", {})[case] = entry
 
   def has_model(self, name: str) -> bool:
     return make_models.is_built(self.dir, name)
@@ -246,14 +274,17 @@ class Runner:
           ratio: Optional[float], goal: Optional[float], note: str = "",
           key: str = "") -> None:
     met = None if goal is None or ratio is None else ratio <= goal
+    lo, hi = getattr(ratio, "lo", None), getattr(ratio, "hi", None)
     self.rows.append({"section": section, "case": case, "adapter": adapter,
                       "reference": reference, "ratio": _common.sig(ratio, 3),
+                      "range": None if lo is None else
+                      [_common.sig(lo, 3), _common.sig(hi, 3)],
                       "goal": goal, "met": met, "note": note, "key": key})
 
   def unavailable(self, section: str, case: str, reason: str) -> None:
     self.rows.append({"section": section, "case": case,
                       "adapter": "unavailable: " + reason, "reference": "",
-                      "ratio": None, "goal": None, "met": None, "note": "",
+                      "ratio": None, "range": None, "goal": None, "met": None, "note": "",
                       "key": ""})
 
 
@@ -577,6 +608,19 @@ def bench_tf1(run: Runner) -> None:
         for e in ("adapter", "hub") for r in results[e]
         if len(r.get("first_output", {})) == 2)
     out[size]["outputs_agree"] = same
+    ops = next((r["graph_ops"] for e in ("adapter", "hub") for r in results[e]
+                if len(r.get("graph_ops", {})) == 2), None)
+    if ops:
+      out[size]["run_ops"] = ops
+      diff = sorted(set(ops["adapter"].items()) ^ set(ops["hub"].items()))
+      ops_note = ("same ops per run" if not diff else
+                  "ops per run: adapter " + ", ".join(
+                      f"{k}x{v}" for k, v in ops["adapter"].items()
+                      if ops["hub"].get(k) != v) + " vs hub " + ", ".join(
+                          f"{k}x{v}" for k, v in ops["hub"].items()
+                          if ops["adapter"].get(k) != v))
+    else:
+      ops_note = ""
     ratio = ratio_of(zip(first["adapter"], first["hub"]))
     run.row("tf1", f"{case}: graph build + first session.run",
             _fmt_s(_common.median(first["adapter"])),
@@ -588,7 +632,7 @@ def bench_tf1(run: Runner) -> None:
     run.row("tf1", f"{case}: steady session.run (batch 8)",
             _fmt_s(_common.median(a for a, _ in steady_pairs)),
             "hub.Module " + _fmt_s(_common.median(h for _, h in steady_pairs)),
-            ratio, 1.0, key=f"tf1.{size}.steady")
+            ratio, 1.0, ops_note, key=f"tf1.{size}.steady")
   run.data["tf1"] = out
 
 
@@ -689,8 +733,8 @@ def bench_cache(run: Runner, server: ArchiveServer) -> None:
 # Output ------------------------------------------------------------------------
 def table(rows) -> str:
   """The summary as a Markdown table (also readable in a terminal)."""
-  header = ["section", "case", "hub_adapter", "reference", "ratio", "goal",
-            "verdict", "note"]
+  header = ["section", "case", "hub_adapter", "reference", "ratio",
+            "repeats' range", "goal", "verdict", "note"]
   lines = []
   for r in rows:
     verdict = {True: "ok", False: "MISSED", None: ""}[r["met"]]
@@ -698,6 +742,8 @@ def table(rows) -> str:
       verdict = "n/a"
     lines.append([r["section"], r["case"], r["adapter"], r["reference"],
                   "" if r["ratio"] is None else f"{r['ratio']:.3f}",
+                  "" if not r.get("range") or r["range"][0] == r["range"][1]
+                  else f"{r['range'][0]:.2f}-{r['range'][1]:.2f}",
                   "" if r["goal"] is None else f"<= {r['goal']:.2f}",
                   verdict, r["note"]])
   widths = [max(len(header[i]), *(len(l[i]) for l in lines)) if lines
@@ -709,6 +755,20 @@ def table(rows) -> str:
   out = [fmt(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
   out += [fmt(l) for l in lines]
   return "\n".join(out)
+
+
+def _dumps(obj: Any, depth: int = 0, open_levels: int = 2) -> str:
+  """JSON with the first levels on their own lines and the rest compact:
+  readable in a diff, and a few KB rather than tens."""
+  if depth >= open_levels or not isinstance(obj, (dict, list)) or not obj:
+    return json.dumps(obj, separators=(",", ":"))
+  pad, inner = " " * depth, " " * (depth + 1)
+  if isinstance(obj, dict):
+    items = [f"{inner}{json.dumps(k)}: {_dumps(v, depth + 1, open_levels)}"
+             for k, v in obj.items()]
+    return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+  items = [inner + _dumps(v, depth + 1, open_levels) for v in obj]
+  return "[\n" + ",\n".join(items) + f"\n{pad}]"
 
 
 def _versions(python: Optional[str]) -> Dict[str, str]:
@@ -825,8 +885,7 @@ def main(argv=None) -> int:
   }
   json_path = os.path.join(out_dir, "latest.json")
   with open(json_path, "w") as f:
-    json.dump(result, f, indent=1, sort_keys=False)
-    f.write("\n")
+    f.write(_dumps(result) + "\n")
   paths = [json_path]
   if "plot" in run.data:
     png_path = os.path.join(out_dir, "load_vs_size.png")

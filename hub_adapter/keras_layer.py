@@ -26,6 +26,7 @@ hub_adapter.KerasLayer}``.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from typing import Any, Dict, List, Mapping, Optional
@@ -34,6 +35,7 @@ from hub_adapter import errors
 from hub_adapter import support
 from hub_adapter.keras_layers import shapes
 from hub_adapter.support import Format, Operation
+
 
 class KerasLayer:
   """Wraps a TF Hub model (TF2 SavedModel or TF1 Hub module) as a Keras layer.
@@ -129,7 +131,7 @@ class KerasLayer:
     for name, value in (
         ("_hub_model", model), ("_hub_handle", handle),
         ("_hub_arguments", arguments), ("_hub_output_shape", output_shape),
-        ("_hub_tags", None if tags is None else sorted(tags)),
+        ("_hub_tags", _tags_config(tags)),
         ("_hub_signature", signature),
         ("_hub_outputs_as_dict", signature_outputs_as_dict),
         ("_hub_output_key", output_key), ("_hub_load_options", load_options),
@@ -137,7 +139,7 @@ class KerasLayer:
       object.__setattr__(self, name, value)
     # Tracked: saving the Keras model as a SavedModel (tf_keras, or Keras 3
     # model.export()) then keeps the model's functions, tables and assets.
-    self._hub_resolved = model.raw
+    self._hub_resolved = _saveable(model)
     trainable_vars, other_vars = _split_variables(model)
     self._hub_track_variables(trainable_vars, other_vars)
     self._hub_init_losses(list(model.regularization_losses))
@@ -317,7 +319,6 @@ def _refuse_if_unsafe(handle: Any) -> None:
   Raises:
     UnsafeModelError: the model's graphs hold flagged ops.
   """
-  import importlib  # pylint: disable=g-import-not-at-top
   handle = _check_handle(handle)
   path = importlib.import_module("hub_adapter.resolve").resolve(handle)
   info = importlib.import_module("hub_adapter.inspect").inspect_folder(
@@ -354,6 +355,13 @@ def _check_handle(handle: Any) -> str:
         "a folder, archive or URL string.",
         "Pass the model's folder, .tar.gz archive or URL."), handle=handle)
   return handle
+
+
+def _tags_config(tags: Any) -> Optional[List[str]]:
+  """Tags as a sorted JSON list (a lone string is one tag, as in load())."""
+  if tags is None:
+    return None
+  return [tags] if isinstance(tags, str) else sorted(tags)
 
 
 def _check_arguments(arguments: Any, handle: str) -> Dict[str, Any]:
@@ -398,8 +406,55 @@ def _split_variables(model: Any):
   else:
     trainable = []
   ids = {id(v) for v in trainable}
-  other = [v for v in model.variables if id(v) not in ids]
-  return trainable, other
+  other = [v for v in _live(model.variables) if id(v) not in ids]
+  return _live(trainable), other
+
+
+def _saveable(model: Any) -> Any:
+  """The trackable that keeps the model's state in a saved Keras model.
+
+  ``model.raw``, except for a TF1 Hub module loaded in TF2: its object lists
+  dead graph-side variables (see :func:`_live`) that would break saving, so
+  a holder keeps its live variables, signatures, initializer and assets.
+  """
+  raw = model.raw
+  if model.format is not Format.TF1_HUB or not hasattr(raw, "signatures"):
+    return raw
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  holder = tf.Module(name="tf1_hub_module")
+  for name in ("signatures", "initializer", "asset_paths"):
+    if hasattr(raw, name):
+      setattr(holder, name, getattr(raw, name))
+  holder.module_variables = _live(list(getattr(raw, "variables", ())))
+  return holder
+
+
+def _live(variables: List[Any]) -> List[Any]:
+  """Drops duplicates and, in TF2, variables of a graph that is gone.
+
+  ``tf.saved_model.load`` of a TF1 Hub module lists, next to the eager
+  variables, the graph-side handles of partitioned variables from the
+  function graph it imported; they cannot be read or saved.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  eager = tf.compat.v1.executing_eagerly_outside_functions()
+  kept, seen = [], set()
+  for variable in variables:
+    if id(variable) in seen:
+      continue
+    seen.add(id(variable))
+    if eager and _graph_side(variable, tf):
+      continue
+    kept.append(variable)
+  return kept
+
+
+def _graph_side(variable: Any, tf: Any) -> bool:
+  try:
+    handle = variable.handle
+  except (AttributeError, ValueError):  # Distributed variables, in scope.
+    return False
+  return tf.is_symbolic_tensor(handle)
 
 
 def _apply_output_shape(result: Any, nest: Any) -> Any:
@@ -426,7 +481,7 @@ def _register_running_flavour() -> None:
   from hub_adapter.keras_layers import flavours  # pylint: disable=g-import-not-at-top
   try:
     flavours.layer_class()
-  except errors.BackendUnavailableError:
+  except ImportError:  # Includes BackendUnavailableError.
     pass  # Registered when a layer is first made in a working flavour.
 
 

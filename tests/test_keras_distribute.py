@@ -71,6 +71,21 @@ def _finish(processes, logs):
     assert process.returncode == 0, text[-5000:]
 
 
+@pytest.fixture(scope="module")
+def single_device(tiny_model, tmp_path_factory):
+  """Single-device runs, by whether Keras 2 was forced (run at most once)."""
+  runs = {}
+
+  def get(legacy_keras):
+    if legacy_keras not in runs:
+      folder = tmp_path_factory.mktemp("single")
+      runs[legacy_keras] = _run(folder, "single", "single", tiny_model,
+                                legacy_keras)
+    return runs[legacy_keras]
+
+  return get
+
+
 def _run(tmp_path, name, strategy, model, legacy_keras):
   out = str(tmp_path / f"{name}.npz")
   with open(tmp_path / f"{name}.log", "w") as log:
@@ -105,9 +120,11 @@ def _free_ports(n):
       s.close()
 
 
-def test_mirrored_strategy_matches_single_device(tiny_model, tmp_path):
-  legacy = runtime.legacy_keras_requested()
-  single = _run(tmp_path, "single", "single", tiny_model, legacy)
+def test_mirrored_strategy_matches_single_device(tiny_model, single_device,
+                                                 tmp_path):
+  # Keras 2 stacks share one single-device run with the multi-worker test.
+  legacy = runtime.keras_flavour() == runtime.TF_KERAS
+  single = single_device(legacy)
   mirrored = _run(tmp_path, "mirrored", "mirrored", tiny_model, legacy)
   assert str(mirrored["flavour"]) == runtime.keras_flavour()
   assert str(mirrored["variable_type"]) == "MirroredVariable"
@@ -118,9 +135,9 @@ def test_mirrored_strategy_matches_single_device(tiny_model, tmp_path):
   assert all(d not in ("None", "") for d in mirrored["io_devices"])
 
 
-def test_multi_worker_mirrored_strategy_matches_single_device(tiny_model,
-                                                              tmp_path):
-  single = _run(tmp_path, "single_keras2", "single", tiny_model, True)
+def test_multi_worker_mirrored_strategy_matches_single_device(
+    tiny_model, single_device, tmp_path):
+  single = single_device(True)
   ports = _free_ports(2)
   cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
   processes, logs, outs = [], [], []

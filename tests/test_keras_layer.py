@@ -116,10 +116,12 @@ def test_sequential_and_functional_models(keras, images, shared_fixtures):
   x = case.inputs()["inputs"]
   sequential = keras.Sequential([
       keras.Input((8, 8, 3)), hub.KerasLayer(_path("tf2_image_bn_reusable"))])
+  with_input_shape = keras.Sequential([hub.KerasLayer(
+      _path("tf2_image_bn_reusable"), input_shape=(8, 8, 3), name="hub")])
   inputs = keras.Input((8, 8, 3))
   functional = keras.Model(
       inputs, hub.KerasLayer(_path("tf2_image_bn_reusable"))(inputs))
-  for model in (sequential, functional):
+  for model in (sequential, with_input_shape, functional):
     assert tuple(model.outputs[0].shape) == (None, 5)
     np.testing.assert_allclose(model.predict(x, verbose=0),
                                case.outputs()["output"], **TOL)
@@ -285,7 +287,7 @@ def test_fine_tunes_a_keras_savedmodel(keras, shared_fixtures):
       [float(f()) for f in raw.regularization_losses], **TOL)
 
 
-# -- TF1 Hub modules in TF2 -----------------------------------------------------
+# -- TF1 Hub modules in TF2 ---------------------------------------------------
 
 def test_tf1_text_embedding_picks_default_signature_and_output(
     shared_fixtures, keras):
@@ -293,6 +295,11 @@ def test_tf1_text_embedding_picks_default_signature_and_output(
   case = shared_fixtures.cases("tf1_text_embedding", "hub.load.signatures")[0]
   layer = hub.KerasLayer(_path("tf1_text_embedding"))
   assert layer.model.signature == "default"
+  # The two partitions of "embeddings", frozen and readable (the graph-side
+  # copies tf.saved_model.load also lists are left out).
+  assert not layer.trainable_weights
+  assert sorted(np.array(w.numpy()).shape for w in layer.weights) == [
+      (11, 8), (11, 8)]
   inputs = keras.Input(shape=(), dtype=tf.string)
   model = keras.Model(inputs, layer(inputs))
   assert tuple(model.output.shape) == (None, 8)
@@ -351,7 +358,7 @@ def test_tf1_module_made_trainable_later_is_refused_at_call(images):
     layer(images)
 
 
-# -- inputs, outputs, arguments, shapes ------------------------------------------
+# -- inputs, outputs, arguments, shapes ---------------------------------------
 
 def test_arguments_feed_extra_signature_inputs(shared_fixtures):
   case = next(c for c in shared_fixtures.cases(
@@ -464,7 +471,7 @@ def test_bad_arguments_are_refused_clearly():
     hub.KerasLayer(_path("tf2_signatures_only"), signature="nope")
 
 
-# -- TF1 compat mode (graph mode, tf_keras) ----------------------------------------
+# -- TF1 compat mode (graph mode, tf_keras) -----------------------------------
 
 @pytest.mark.tf1_compat
 def test_graph_mode_fit_of_a_tf2_savedmodel(shared_fixtures):
@@ -518,3 +525,38 @@ def test_graph_mode_frozen_tf1_module_inference(shared_fixtures):
     got = session.run(embeddings,
                       {sentences: case.inputs()["sentences"]})
   np.testing.assert_allclose(got, case.outputs()["default"], **TOL)
+
+
+@pytest.mark.tf1_compat
+def test_graph_mode_fine_tuning_a_tf1_module_matches_hub_module(
+    shared_fixtures):
+  """One Keras step equals the recorded hub.Module fine-tuning step."""
+  tf = _tf()
+  keras = runtime.keras_module()
+  entry = shared_fixtures.entry("tf1_image_feature_vector")
+  record = entry["finetune"]
+  golden = np.load(f"{shared_fixtures.root}/{entry['golden']}")
+  images = golden[record["input"]["key"]]
+  layer = hub.KerasLayer(_path("tf1_image_feature_vector"), trainable=True)
+  inputs = keras.Input((8, 8, 3))
+  model = keras.Model(inputs, layer(inputs))
+  model.compile(optimizer=tf.compat.v1.train.GradientDescentOptimizer(0.1),
+                loss=lambda y_true, y_pred: tf.reduce_mean(
+                    tf.square(y_pred), axis=-1))
+  assert len(layer.trainable_weights) == len(record["trainable_variables"])
+  assert len(model.losses) == record["num_regularization_losses"]
+  assert len(model.updates) == record["num_update_ops"]
+  history = model.fit(images, np.zeros((len(images), 6), "float32"),
+                      batch_size=len(images), epochs=1, verbose=0,
+                      shuffle=False)
+  tol = record["tolerance"]
+  np.testing.assert_allclose(history.history["loss"][0],
+                             record["loss_before"], **tol)
+  variable_map = layer.model.variable_map
+  for name, spec in record["variables_after"].items():
+    variable = variable_map[name]
+    value = keras.backend.batch_get_value(
+        variable if isinstance(variable, list) else [variable])
+    np.testing.assert_allclose(np.concatenate([v.ravel() for v in value]),
+                               golden[spec["key"]].ravel(), err_msg=name,
+                               **tol)

@@ -5,7 +5,9 @@ The matrix tested here:
 - Keras 3: ``.keras`` (``model.save``/``keras.models.load_model``, default
   safe mode), ``model.export()`` (reloaded by ``tf.saved_model.load``,
   ``hub_adapter.load`` and ``hub_adapter.KerasLayer``), legacy ``.h5``
-  (reloaded with ``compile=False``);
+  (reloaded with ``compile=False``). Not covered: ``model.export()`` of a
+  TF1 Hub module with lookup tables (TF re-saves a TF1 module loaded in TF2
+  without its table initialization, so the export cannot be served);
 - Keras 2 (tf_keras on TF 2.21, tf.keras on TF 2.15): ``.keras``, ``.h5``
   and the SavedModel format.
 
@@ -83,6 +85,15 @@ def text_model(keras):
 
 
 @pytest.fixture(scope="module")
+def tf1_text_model(keras):
+  """A frozen TF1 Hub module (partitioned embedding, vocabulary table)."""
+  tf = _tf()
+  inputs = keras.Input(shape=(), dtype=tf.string)
+  return keras.Model(
+      inputs, hub.KerasLayer(_path("tf1_text_embedding"), name="hub")(inputs))
+
+
+@pytest.fixture(scope="module")
 def dict_model(keras):
   inputs = {"features": keras.Input((4,), name="features"),
             "context": keras.Input((2,), name="context")}
@@ -124,14 +135,16 @@ def test_layer_serializes_under_its_registered_name(keras):
                              **TOL)
 
 
-# -- Keras 3 --------------------------------------------------------------------
+# -- Keras 3 ------------------------------------------------------------------
 
 @pytest.mark.requires("keras3")
 def test_keras3_dot_keras_round_trip(keras, fine_tuned, images, text_model,
-                                     sentences, dict_model, tmp_path):
+                                     sentences, dict_model, tf1_text_model,
+                                     tmp_path):
   for name, model, x in (("image", fine_tuned, images),
                          ("text", text_model, sentences),
-                         ("dict", dict_model, _dict_inputs())):
+                         ("dict", dict_model, _dict_inputs()),
+                         ("tf1_text", tf1_text_model, sentences)):
     path = str(tmp_path / f"{name}.keras")
     model.save(path)
     reloaded = keras.models.load_model(path)  # default safe_mode=True
@@ -142,11 +155,15 @@ def test_keras3_dot_keras_round_trip(keras, fine_tuned, images, text_model,
 
 
 @pytest.mark.requires("keras3")
-def test_keras3_export_reloads_everywhere(fine_tuned, images, text_model,
-                                          sentences, tmp_path):
+def test_keras3_export_reloads_everywhere(keras, fine_tuned, images,
+                                          text_model, sentences, tmp_path):
   tf = _tf()
+  inputs = keras.Input((8, 8, 3))
+  tf1_image = keras.Model(inputs, hub.KerasLayer(
+      _path("tf1_image_feature_vector"))(inputs))
   for name, model, x in (("image", fine_tuned, images),
-                         ("text", text_model, sentences)):
+                         ("text", text_model, sentences),
+                         ("tf1_image", tf1_image, images)):
     want = np.array(model(x))
     folder = str(tmp_path / name)
     model.export(folder, verbose=False)
@@ -169,15 +186,17 @@ def test_keras3_legacy_h5_without_compile(keras, fine_tuned, images,
   _assert_weights_restored(fine_tuned, reloaded)
 
 
-# -- Keras 2 (tf_keras / TF 2.15 tf.keras) ----------------------------------------
+# -- Keras 2 (tf_keras / TF 2.15 tf.keras) ------------------------------------
 
 @pytest.mark.requires("tf_keras")
 @pytest.mark.parametrize("suffix", [".keras", ".h5", ""])
 def test_keras2_formats_round_trip(keras, fine_tuned, images, text_model,
-                                   sentences, dict_model, tmp_path, suffix):
+                                   sentences, dict_model, tf1_text_model,
+                                   tmp_path, suffix):
   for name, model, x in (("image", fine_tuned, images),
                          ("text", text_model, sentences),
-                         ("dict", dict_model, _dict_inputs())):
+                         ("dict", dict_model, _dict_inputs()),
+                         ("tf1_text", tf1_text_model, sentences)):
     path = str(tmp_path / f"{name}{suffix}")
     model.save(path)  # no suffix: the SavedModel format
     reloaded = keras.models.load_model(path)
@@ -203,7 +222,7 @@ def test_models_saved_with_tensorflow_hub_load_with_custom_objects(
   np.testing.assert_allclose(reloaded(images), model(images), **TOL)
 
 
-# -- safe mode and fresh processes ------------------------------------------------
+# -- safe mode and fresh processes --------------------------------------------
 
 @pytest.fixture(scope="module")
 def file_reading_model(tmp_path_factory):

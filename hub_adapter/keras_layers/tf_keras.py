@@ -22,18 +22,17 @@ Only :mod:`hub_adapter.keras_layers.flavours` imports this module.
 from __future__ import annotations
 
 import functools
+import importlib
 from typing import Any, List
 
 import tensorflow as tf
 
 from hub_adapter import runtime
-
+from hub_adapter.keras_layer import KerasLayer
+from hub_adapter.keras_layers import shapes
+from hub_adapter.support import Format
 
 _KERAS = runtime.keras_module(runtime.TF_KERAS)
-
-
-def _keras() -> Any:
-  return _KERAS
 
 
 def _weight_name(variable: Any) -> str:
@@ -73,26 +72,40 @@ class Behaviour:
     if not self.trainable:
       return tf.constant(0.0)
     value = loss() if callable(loss) else loss
-    _prepare_gradients(value, self._hub_gradient_variables())
+    _prepare_gradients(value, self.trainable_weights)
     return value
-
-  def _hub_gradient_variables(self) -> List[Any]:
-    return list(self.trainable_weights)
 
   def _hub_training_flag(self, training: Any) -> Any:
     if not self.trainable:
       return False
     if training is None:
-      training = _keras().backend.learning_phase()
+      training = _KERAS.backend.learning_phase()
     if isinstance(training, int):
       training = bool(training)
     return training
 
   def _hub_forward(self, inputs: Any, training: Any) -> Any:
+    if self._hub_model.format is Format.TF1_HUB and isinstance(
+        training, tf.Tensor):
+      return self._hub_forward_both_variants(inputs, training)
     result = super()._hub_forward(inputs, training)
-    if self.trainable:
-      _prepare_gradients(result, self._hub_gradient_variables())
+    if self.trainable and self._hub_model.format is Format.TF2_SAVED_MODEL:
+      _prepare_gradients(result, self.trainable_weights)
     return result
+
+  def _hub_forward_both_variants(self, inputs: Any, training: Any) -> Any:
+    """A TF1 Hub module under Keras' symbolic learning phase (graph mode).
+
+    The module's graph variants are imported once each, outside any
+    ``tf.cond`` (graph import does not belong in a branch), and the
+    learning phase picks which result flows on. The training variant's
+    update ops reach Keras through ``add_update``, which only the training
+    function runs.
+    """
+    on = self._hub_forward(inputs, True)
+    off = self._hub_forward(inputs, False)
+    return tf.nest.map_structure(
+        lambda a, b: tf.cond(training, lambda: a, lambda: b), on, off)
 
   def _hub_after_call(self, training: Any) -> None:
     del training
@@ -105,20 +118,17 @@ class Behaviour:
       self.add_update(new)
 
   def _hub_shape_result(self, nest: Any) -> Any:
-    from hub_adapter.keras_layers import shapes  # pylint: disable=g-import-not-at-top
     return shapes.map_shapes(tf.TensorShape, nest)
 
   def _hub_infer_output_shape(self, input_shape: Any) -> Any:
-    from hub_adapter.keras_layer import KerasLayer  # pylint: disable=g-import-not-at-top
+    # Keras' own implementation (it traces call()), past KerasLayer's.
     return super(KerasLayer, self).compute_output_shape(input_shape)  # pylint: disable=bad-super-call
 
   @classmethod
   def _hub_keras_safe_mode(cls) -> bool:
-    name = ("tf_keras" if _keras().__name__.startswith("tf_keras")
-            else "keras")
+    name = "tf_keras" if _KERAS.__name__.startswith("tf_keras") else "keras"
     try:
-      module = __import__(f"{name}.src.saving.serialization_lib",
-                          fromlist=["in_safe_mode"])
+      module = importlib.import_module(f"{name}.src.saving.serialization_lib")
     except ImportError:
       return False
     return module.in_safe_mode() is True
