@@ -41,7 +41,7 @@ def measure(args):
     before = set(sys.modules)
     start = time.perf_counter()
     if resolver == "adapter":
-      resolve = _common.require_adapter("hub_adapter.resolve:resolve")
+      resolve = _common.require_adapter("hub_adapter.handles:resolve")
     else:
       resolve = _common.import_hub().resolve
     import_s = time.perf_counter() - start
@@ -49,10 +49,10 @@ def measure(args):
     hot = None
     if resolver == "adapter" and args.get("profile"):
       folder, hot = _common.adapter_call(
-          "hub_adapter.resolve",
+          "hub_adapter.handles",
           lambda: _common.profiled(lambda: resolve(args["url"])))
     elif resolver == "adapter":
-      folder = _common.adapter_call("hub_adapter.resolve",
+      folder = _common.adapter_call("hub_adapter.handles",
                                     lambda: resolve(args["url"]))
     else:
       folder = resolve(args["url"])

@@ -18,8 +18,9 @@ _LAZY = {
     "load": "hub_adapter.loading:load",
     "Model": "hub_adapter.model:Model",
     "save": "hub_adapter.tf2.creation:save",
-    "resolve": "hub_adapter.resolve:resolve",
-    "inspect": "hub_adapter.inspect:inspect",
+    "resolve": "hub_adapter.handles:resolve",
+    "inspect": "hub_adapter.inspection:inspect",
+    "convert": "hub_adapter.conversion:convert",
     "ModelInfo": "hub_adapter.model_info:ModelInfo",
     "KerasLayer": "hub_adapter.keras_layer:KerasLayer",
     # TF1 Hub format API, compatible with tensorflow_hub 0.15.

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -23,24 +22,24 @@ def _matrix(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-  inspect_lib = importlib.import_module("hub_adapter.inspect")
-  info = inspect_lib.inspect(args.handle)
+  from hub_adapter import inspection  # pylint: disable=g-import-not-at-top
+  info = inspection.inspect(args.handle)
   if args.json:
-    print(json.dumps(inspect_lib.to_json(info), indent=1, sort_keys=True))
+    print(json.dumps(inspection.to_json(info), indent=1, sort_keys=True))
   else:
-    print(inspect_lib.describe(info))
+    print(inspection.describe(info))
   return 0
 
 
 def _fetch(args: argparse.Namespace) -> int:
-  resolve_lib = importlib.import_module("hub_adapter.resolve")
-  print(resolve_lib.fetch(args.handle, progress=not args.quiet))
+  from hub_adapter import handles  # pylint: disable=g-import-not-at-top
+  print(handles.fetch(args.handle, progress=not args.quiet))
   return 0
 
 
 def _convert(args: argparse.Namespace) -> int:
-  from hub_adapter import convert as convert_lib  # pylint: disable=g-import-not-at-top
-  print(convert_lib.convert(args.source, args.destination,
+  from hub_adapter import conversion  # pylint: disable=g-import-not-at-top
+  print(conversion.convert(args.source, args.destination,
                             overwrite=args.overwrite))
   return 0
 

@@ -6,7 +6,7 @@ protos, checkpoints or missing files that rarely names the culprit.
 :class:`~hub_adapter.errors.ModelFormatError` naming the file when:
 
 - ``saved_model.pb`` or ``tfhub_module.pb`` is truncated or garbled (already
-  found by :func:`hub_adapter.inspect.inspect_folder`, which produced the
+  found by :func:`hub_adapter.inspection.inspect_folder`, which produced the
   ``info`` passed in), or ``saved_model.pb`` no longer matches the checksum
   in ``fingerprint.pb`` (written by TF >= 2.12), or that file is garbled;
 - ``variables/variables.index`` is missing although the graph has variables,
@@ -257,7 +257,7 @@ def check_folder(info: ModelInfo, handle: Optional[str] = None, *,
     ModelFormatError: a file is missing, truncated, unreadable or corrupt;
       the message names it.
   """
-  inspect_lib = importlib.import_module("hub_adapter.inspect")
+  inspect_lib = importlib.import_module("hub_adapter.inspection")
   saved_model = inspect_lib.read_saved_model(info.path, handle)
   _check_fingerprint(info, handle)
   index = inspect_lib.read_bundle_index(info.path, handle)

@@ -320,8 +320,8 @@ def _refuse_if_unsafe(handle: Any) -> None:
     UnsafeModelError: the model's graphs hold flagged ops.
   """
   handle = _check_handle(handle)
-  path = importlib.import_module("hub_adapter.resolve").resolve(handle)
-  info = importlib.import_module("hub_adapter.inspect").inspect_folder(
+  path = importlib.import_module("hub_adapter.handles").resolve(handle)
+  info = importlib.import_module("hub_adapter.inspection").inspect_folder(
       path, handle=handle)
   try:
     importlib.import_module("hub_adapter.untrusted").refuse_if_unsafe(

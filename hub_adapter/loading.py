@@ -135,11 +135,11 @@ def load(handle, trainable=False, *, signature: Optional[str] = None,
     UnsafeModelError: ``safe=True`` and the model has flagged ops.
     BackendUnavailableError: the backend for the cell cannot be imported.
   """
-  # By module path: the package's lazy public names ``inspect`` and
-  # ``resolve`` are the functions, not these modules.
-  inspect_lib = importlib.import_module("hub_adapter.inspect")
+  # Imported here, not at the top, so that ``import hub_adapter`` stays free
+  # of TensorFlow and protobuf work until the first load.
+  inspect_lib = importlib.import_module("hub_adapter.inspection")
   integrity = importlib.import_module("hub_adapter.integrity")
-  resolve_lib = importlib.import_module("hub_adapter.resolve")
+  resolve_lib = importlib.import_module("hub_adapter.handles")
   trainable, tags = _split_trainable(trainable, tags, handle)
   if isinstance(handle, os.PathLike):
     handle = os.fspath(handle)

@@ -306,7 +306,7 @@ def scan(path_or_info: Union[str, os.PathLike, ModelInfo], *,
   Raises:
     ModelFormatError: saved_model.pb is missing or corrupt.
   """
-  inspect_lib = importlib.import_module("hub_adapter.inspect")
+  inspect_lib = importlib.import_module("hub_adapter.inspection")
   path = (path_or_info.path if isinstance(path_or_info, ModelInfo)
           else os.fspath(path_or_info))
   saved_model = inspect_lib.read_saved_model(path, handle)

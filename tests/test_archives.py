@@ -10,7 +10,7 @@ import pytest
 from hub_adapter import archives
 from hub_adapter import errors
 
-resolve_lib = importlib.import_module("hub_adapter.resolve")
+resolve_lib = importlib.import_module("hub_adapter.handles")
 
 
 def _tar(path, members, prefix="./"):

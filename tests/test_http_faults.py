@@ -12,7 +12,7 @@ from hub_adapter import errors
 
 import http_server  # pylint: disable=wrong-import-order
 
-resolve_lib = importlib.import_module("hub_adapter.resolve")
+resolve_lib = importlib.import_module("hub_adapter.handles")
 
 RETRIES = 2
 

@@ -11,7 +11,7 @@ from hub_adapter import integrity
 
 import fixtures  # pylint: disable=wrong-import-order
 
-inspect_lib = importlib.import_module("hub_adapter.inspect")
+inspect_lib = importlib.import_module("hub_adapter.inspection")
 
 DATA = os.path.join("variables", "variables.data-00000-of-00001")
 INDEX = os.path.join("variables", "variables.index")

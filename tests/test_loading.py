@@ -22,8 +22,7 @@ def _tf():
 
 
 def _info(path):
-  # By module path: ``hub_adapter.inspect`` the public name is the function.
-  return importlib.import_module("hub_adapter.inspect").inspect_folder(path)
+  return importlib.import_module("hub_adapter.inspection").inspect_folder(path)
 
 
 @pytest.fixture(scope="module")

@@ -34,3 +34,17 @@ def test_public_names_exist():
   for name in hub_adapter.__all__:
     assert getattr(hub_adapter, name) is not None, name
   assert hub_adapter.__version__
+
+
+def test_public_functions_stay_functions_after_their_modules_load(
+    shared_fixtures):
+  # The modules behind them are named differently (inspection, handles,
+  # conversion), so importing those modules cannot replace the functions.
+  out = _run(
+      "import hub_adapter, sys; "
+      f"hub_adapter.load({shared_fixtures.path('half_plus_two_v1')!r}); "
+      "import hub_adapter.conversion; "
+      "print([callable(getattr(hub_adapter, n)) and "
+      "type(getattr(hub_adapter, n)).__name__ == 'function' "
+      "for n in ('inspect', 'resolve', 'convert', 'load', 'save')])")
+  assert out.splitlines()[-1] == "[True, True, True, True, True]"

@@ -19,8 +19,8 @@ from hub_adapter import untrusted
 
 import fixtures  # pylint: disable=wrong-import-order
 
-inspect_lib = importlib.import_module("hub_adapter.inspect")
-resolve_lib = importlib.import_module("hub_adapter.resolve")
+inspect_lib = importlib.import_module("hub_adapter.inspection")
+resolve_lib = importlib.import_module("hub_adapter.handles")
 
 # Hypothesis keeps caches under ./.hypothesis by default; never in the repo.
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(

@@ -11,7 +11,7 @@ from hub_adapter import untrusted
 
 import fixtures  # pylint: disable=wrong-import-order
 
-inspect_lib = importlib.import_module("hub_adapter.inspect")
+inspect_lib = importlib.import_module("hub_adapter.inspection")
 
 
 @pytest.fixture(scope="module")

@@ -555,7 +555,7 @@ def resolve_handle(handle: str) -> str:
   if os.path.isdir(handle):
     return handle
   try:
-    resolve_lib = importlib.import_module("hub_adapter.resolve")
+    resolve_lib = importlib.import_module("hub_adapter.handles")
   except ImportError:
     return handle
   return resolve_lib.resolve(handle)

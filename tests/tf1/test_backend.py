@@ -38,7 +38,7 @@ def _init(session):
 
 def _request(name, trainable=False, signature="default", **overrides):
   """A LoadRequest made by hand, as load() would make it."""
-  info = importlib.import_module("hub_adapter.inspect").inspect_folder(
+  info = importlib.import_module("hub_adapter.inspection").inspect_folder(
       SHARED.path(name))
   fields = dict(
       handle=SHARED.path(name), path=SHARED.path(name), info=info,

@@ -11,7 +11,7 @@ import pytest
 from hub_adapter import errors
 from hub_adapter.support import Format
 
-inspect_lib = importlib.import_module("hub_adapter.inspect")
+inspect_lib = importlib.import_module("hub_adapter.inspection")
 
 import fixtures  # pylint: disable=wrong-import-order
 
@@ -251,7 +251,7 @@ def test_inspect_resolves_and_scans(shared_fixtures):
 def test_import_does_not_import_tensorflow():
   import subprocess
   import sys
-  code = ("import sys, hub_adapter.inspect, hub_adapter.resolve, "
+  code = ("import sys, hub_adapter.inspection, hub_adapter.handles, "
           "hub_adapter.integrity, hub_adapter.untrusted, hub_adapter.cache, "
           "hub_adapter.archives; print('tensorflow' in sys.modules)")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True,

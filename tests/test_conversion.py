@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import fixtures
 import hub_adapter
-from hub_adapter import convert as convert_lib
+from hub_adapter import conversion as convert_lib
 from hub_adapter import errors
 from hub_adapter import runtime
 

@@ -12,8 +12,8 @@ from hub_adapter import errors
 
 import http_server  # pylint: disable=wrong-import-order
 
-resolve_lib = importlib.import_module("hub_adapter.resolve")
-inspect_lib = importlib.import_module("hub_adapter.inspect")
+resolve_lib = importlib.import_module("hub_adapter.handles")
+inspect_lib = importlib.import_module("hub_adapter.inspection")
 
 
 @pytest.fixture

@@ -105,8 +105,8 @@ def convert(handle, export_dir, *, tags=None, train_tags="auto",
       (``TagSetError``).
   """
   import importlib  # pylint: disable=g-import-not-at-top
-  inspect_lib = importlib.import_module("hub_adapter.inspect")
-  resolve_lib = importlib.import_module("hub_adapter.resolve")
+  inspect_lib = importlib.import_module("hub_adapter.inspection")
+  resolve_lib = importlib.import_module("hub_adapter.handles")
   if isinstance(handle, os.PathLike):
     handle = os.fspath(handle)
   export_dir = os.path.abspath(os.fspath(export_dir))
@@ -234,7 +234,7 @@ def _install(temporary: str, export_dir: str, overwrite: bool,
   shutil.rmtree(old, ignore_errors=True)
 
 
-_CHILD_CODE = "from hub_adapter import convert; convert._child_main()"
+_CHILD_CODE = "from hub_adapter import conversion; conversion._child_main()"
 
 
 def _convert_in_child(handle, path, export_dir, infer, train,

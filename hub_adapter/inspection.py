@@ -603,7 +603,7 @@ def inspect(handle: str, *, scan: bool = True) -> ModelInfo:
   """Resolves a handle and reads its model folder (see :func:`inspect_folder`).
 
   Args:
-    handle: Any handle :func:`hub_adapter.resolve.resolve` accepts.
+    handle: Any handle :func:`hub_adapter.handles.resolve` accepts.
     scan: Also scan the graphs for ops that touch files, the network or run
       code, filling ``flagged_ops`` (see :mod:`hub_adapter.untrusted`).
 
@@ -614,7 +614,7 @@ def inspect(handle: str, *, scan: bool = True) -> ModelInfo:
     HandleError: the handle cannot be resolved.
     ModelFormatError: the folder is not a readable model.
   """
-  resolve_lib = importlib.import_module("hub_adapter.resolve")
+  resolve_lib = importlib.import_module("hub_adapter.handles")
   from hub_adapter import untrusted  # pylint: disable=g-import-not-at-top
   path = resolve_lib.resolve(handle)
   info = inspect_folder(path, handle=handle)

@@ -240,7 +240,7 @@ def check_model_folder(folder: str, handle: Optional[str]) -> str:
     ModelFormatError: it holds no saved_model.pb/.pbtxt (the message lists
       what it holds).
   """
-  inspect_lib = importlib.import_module("hub_adapter.inspect")
+  inspect_lib = importlib.import_module("hub_adapter.inspection")
   inspect_lib.check_folder_exists(folder, handle)
   root = model_root(folder)
   if root is None:
@@ -256,7 +256,7 @@ def check_model_folder(folder: str, handle: Optional[str]) -> str:
 
 def _trust_existing(entry: str) -> bool:
   """Whether an unmarked entry (tensorflow_hub's) is whole enough to use."""
-  inspect_lib = importlib.import_module("hub_adapter.inspect")
+  inspect_lib = importlib.import_module("hub_adapter.inspection")
   from hub_adapter import integrity  # pylint: disable=g-import-not-at-top
   root = model_root(entry)
   if root is None:
@@ -313,7 +313,7 @@ def _populate_from_file(archive: str, handle: str, source: str
 
 
 def _check_extracted(target: str, handle: str) -> None:
-  inspect_lib = importlib.import_module("hub_adapter.inspect")
+  inspect_lib = importlib.import_module("hub_adapter.inspection")
   if not os.listdir(target):
     raise errors.ArchiveError(errors.compose(
         f"The archive of {handle!r} is empty.",
