@@ -113,9 +113,10 @@ _TABLE = {
         "UPDATE_OPS and REGULARIZATION_LOSSES are never run or collected.",
         "Fine-tune it in TF1 compat mode (call "
         "tf.compat.v1.disable_v2_behavior() first) with "
-        "hub_adapter.load(handle, trainable=True), or use a TF2 SavedModel "
-        "version of the model; in TF2 you can still use it frozen with "
-        "trainable=False."),
+        "hub_adapter.load(handle, trainable=True); or use a TF2 SavedModel "
+        "version of the model, e.g. one written by `hub-adapter convert "
+        "HANDLE DIR` (hub_adapter.convert), which fine-tunes in TF2; in TF2 "
+        "you can still use the module frozen with trainable=False."),
     (Format.TF1_HUB, Operation.CREATE, Mode.TF1_COMPAT): Supported(
         "hub_adapter.tf1.creation:create_module_spec",
         "hub_adapter.create_module_spec(module_fn) then Module.export"),

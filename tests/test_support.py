@@ -61,6 +61,7 @@ def test_tf1_fine_tune_in_tf2_remedy_is_actionable():
   assert "disable_v2_behavior" in cell.remedy
   assert "trainable=True" in cell.remedy
   assert "TF2 SavedModel" in cell.remedy
+  assert "hub-adapter convert" in cell.remedy
 
 
 def test_unknown_key_lists_choices():
