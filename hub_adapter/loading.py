@@ -34,7 +34,8 @@ def _split_trainable(trainable: Any, tags: Any, handle: Any):
       raise errors.SignatureError(errors.compose(
           f"A tag set was given twice: {trainable!r} in the trainable "
           f"position and tags={tags!r}.",
-          "hub_adapter.load(handle, trainable=False, *, tags=None, ...) "
+          "hub_adapter.load(handle, trainable=False, options=None, *, "
+          "tags=None, ...) "
           "takes tags as a keyword.",
           "Pass tags=... once and trainable=True/False.",
           {"handle": handle}), handle=handle)
@@ -89,9 +90,9 @@ def plan(handle: str, path: str, info: Any, mode: support.Mode,
       output_key=output_key, as_dict=as_dict, options=options)
 
 
-def load(handle, trainable=False, *, signature: Optional[str] = None,
-         tags=None, output_key: Optional[str] = None,
-         as_dict: Optional[bool] = None, options: Any = None,
+def load(handle, trainable=False, options: Any = None, *,
+         signature: Optional[str] = None, tags=None,
+         output_key: Optional[str] = None, as_dict: Optional[bool] = None,
          safe: bool = False) -> Model:
   """Loads a TF Hub model of any format, in the running mode.
 
@@ -104,11 +105,17 @@ def load(handle, trainable=False, *, signature: Optional[str] = None,
 
   Args:
     handle: A local folder, a ``.tar.gz`` archive, or a URL/model handle
-      (see ``hub_adapter.resolve``). For drop-in use, a set/list of tags in
-      this position (``hub.load(handle, tags)``) is taken as ``tags``.
+      (see ``hub_adapter.resolve``).
     trainable: True to fine-tune: the variables become trainable (and, in
       TF1 compat mode, join ``TRAINABLE_VARIABLES`` with their regularization
       losses and update ops in the graph collections).
+      For drop-in use of ``hub.load(handle, tags, options)``, a set, list or
+      tuple of tags here is taken as ``tags`` (and None as
+      ``trainable=False``).
+    options: ``tf.saved_model.LoadOptions``; third positionally, as in
+      ``hub.load``. Under a ``tf.distribute`` strategy, when None,
+      ``LoadOptions(experimental_io_device=...)`` for the local host is
+      used.
     signature: The signature to apply when the model is called. Default:
       TF1 Hub ``default`` (else the only one); TF2 the root ``__call__``
       (else ``serving_default``, else the only one).
@@ -117,9 +124,6 @@ def load(handle, trainable=False, *, signature: Optional[str] = None,
     output_key: The output to return from a signature's outputs dict.
     as_dict: True to return a signature's outputs as a dict (as
       ``signature_outputs_as_dict`` of ``hub.KerasLayer``).
-    options: ``tf.saved_model.LoadOptions``. Under a ``tf.distribute``
-      strategy, when None, ``LoadOptions(experimental_io_device=
-      "/job:localhost")`` is used.
     safe: True to refuse models whose graphs hold ops that read or write
       files, use the network or run code.
 

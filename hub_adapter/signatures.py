@@ -196,7 +196,8 @@ def pick_signature(info: Any, tags: FrozenSet[str], signature: Optional[str],
   available = info.signatures_for(tags)
   if signature is not None and not isinstance(signature, str):
     raise _signature_error(
-        f"signature={signature!r} is not a string.", "", info, tags,
+        f"signature={signature!r} is not a string.",
+        "Signatures are looked up by name.", info, tags,
         available, handle, mode, signature)
   tf2 = info.format is Format.TF2_SAVED_MODEL
   if signature == CALL and tf2:
@@ -213,7 +214,10 @@ def pick_signature(info: Any, tags: FrozenSet[str], signature: Optional[str],
     raise _signature_error(
         f"The signature {signature!r} asked for does not exist in "
         f"{handle!r} (tag set {format_tags(tags)}).",
-        "", info, tags, available, handle, mode, signature)
+        "A model can only be applied through the signatures it was exported "
+        "with" + (" (TF1 Hub modules without a 'default' signature are "
+                  "common, e.g. ELMo's 'tokens')" if not tf2 else "") + ".",
+        info, tags, available, handle, mode, signature)
   if tf2:
     if info.has_call:
       return None

@@ -149,3 +149,25 @@ def test_mode_is_read_at_load_time(shared_fixtures):
   model = hub_adapter.load(shared_fixtures.path("tf2_text_vocab_asset"))
   assert model.mode is Mode.TF1_COMPAT
   assert os.path.basename(model.path) == "tf2_text_vocab_asset"
+
+
+def test_positional_tags_and_options_as_in_hub_load(shared_fixtures):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path = shared_fixtures.path("tf2_image_bn_reusable")
+  options = tf.saved_model.LoadOptions()
+  model = hub_adapter.load(path, None, options)
+  assert model._request.options is options  # pylint: disable=protected-access
+  assert not model.trainable
+  case = shared_fixtures.cases("tf2_image_bn_reusable", "call")[0]
+  np.testing.assert_allclose(
+      model(case.inputs()["inputs"], training=False),
+      case.outputs()["output"], rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_signature_says_what_why_and_fix(shared_fixtures):
+  with pytest.raises(errors.SignatureError) as caught:
+    hub_adapter.load(shared_fixtures.path("tf1_tokens_signature_only"),
+                     signature="default")
+  lines = str(caught.value).splitlines()
+  assert lines[1].startswith("Why: ") and lines[2] == (
+      "Fix: Pass signature= one of: 'tokens'.")
