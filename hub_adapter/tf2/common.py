@@ -25,6 +25,32 @@ IO_DEVICE = "/job:localhost"
 """Where checkpoint reads run when a ``tf.distribute`` strategy is in scope."""
 
 
+def require_cell(request: LoadRequest, backend: str, serves: str, *modes,
+                 operations=None) -> None:
+  """Refuses a request that ``load()`` would never route to this backend.
+
+  Args:
+    request: The request handed to the backend.
+    backend: The backend's ``module:function`` name, for the message.
+    serves: Which cells of the support table the backend serves.
+    *modes: The modes it serves.
+    operations: The operations it serves (default: any).
+
+  Raises:
+    HubAdapterError: the request is for another mode or operation (a
+      programming error: ``load()`` picks the backend from the table).
+  """
+  if request.mode in modes and (operations is None
+                                or request.operation in operations):
+    return
+  raise errors.HubAdapterError(errors.compose(
+      f"{backend} was asked to {request.operation.value} in "
+      f"{request.mode.value} mode.",
+      f"This backend serves {serves} only.",
+      "Call hub_adapter.load(), which picks the backend from the support "
+      "table."))
+
+
 def load_options(options: Any) -> Any:
   """Returns the ``tf.saved_model.LoadOptions`` to load with.
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub_adapter import errors
 from hub_adapter.model import LoadRequest
 from hub_adapter.support import Mode
 from hub_adapter.tf2 import common
@@ -41,12 +40,8 @@ def load(request: LoadRequest) -> EagerSavedModel:
     ModelFormatError: TensorFlow cannot load the folder.
     SignatureError: ``output_key`` is not among ``__call__``'s outputs.
   """
-  if request.mode is not Mode.TF2:
-    raise errors.HubAdapterError(errors.compose(
-        "hub_adapter.tf2.eager:load was asked to load in "
-        f"{request.mode.value} mode.",
-        "This backend serves the TF2 cells of the support table only.",
-        "Call hub_adapter.load(), which picks the backend for the mode."))
+  common.require_cell(request, "hub_adapter.tf2.eager:load",
+                      "the TF2 cells of the support table", Mode.TF2)
   raw = common.load_saved_model(request)
   common.check_call_output_key(request, raw)
   return EagerSavedModel(request, raw)

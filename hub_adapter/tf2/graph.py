@@ -186,12 +186,9 @@ def load(request: LoadRequest) -> GraphSavedModel:
     ModelFormatError: TensorFlow cannot load the folder.
     SignatureError: ``output_key`` is not among ``__call__``'s outputs.
   """
-  if request.mode is not Mode.TF1_COMPAT:
-    raise errors.HubAdapterError(errors.compose(
-        "hub_adapter.tf2.graph:load was asked to load in "
-        f"{request.mode.value} mode.",
-        "This backend serves the TF1 compat cells of the support table only.",
-        "Call hub_adapter.load(), which picks the backend for the mode."))
+  common.require_cell(request, "hub_adapter.tf2.graph:load",
+                      "the TF1 compat cells of the support table",
+                      Mode.TF1_COMPAT)
   graph = tf.compat.v1.get_default_graph()
   raw = common.load_saved_model(request)
   common.check_call_output_key(request, raw)

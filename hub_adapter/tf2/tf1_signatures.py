@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, List, Optional
 
-from hub_adapter import errors
 from hub_adapter.model import LoadRequest
 from hub_adapter.support import Mode, Operation
 from hub_adapter.tf2 import common
@@ -84,11 +83,8 @@ def load(request: LoadRequest) -> TF1SignaturesModel:
       never does: the support table routes those elsewhere or refuses them).
     ModelFormatError: TensorFlow cannot load the folder.
   """
-  if request.mode is not Mode.TF2 or request.operation is not Operation.LOAD:
-    raise errors.HubAdapterError(errors.compose(
-        "hub_adapter.tf2.tf1_signatures:load was asked to "
-        f"{request.operation.value} in {request.mode.value} mode.",
-        "This backend serves the TF1 Hub load/infer cell in TF2 only.",
-        "Call hub_adapter.load(), which checks the support table first."))
+  common.require_cell(request, "hub_adapter.tf2.tf1_signatures:load",
+                      "the TF1 Hub load/infer cell in TF2", Mode.TF2,
+                      operations=(Operation.LOAD,))
   raw = common.load_saved_model(request)
   return TF1SignaturesModel(request, raw)

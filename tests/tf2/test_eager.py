@@ -201,3 +201,25 @@ def test_load_options_pass_through_and_strategy_default(shared_fixtures):
     assert picked.experimental_io_device == "/job:localhost"
     model = hub_adapter.load(path)
   assert model(np.array(["the cat"])).shape == (1, 8)
+
+
+def test_backends_refuse_requests_load_would_not_route_to_them(
+    shared_fixtures):
+  import importlib  # pylint: disable=g-import-not-at-top
+  from hub_adapter import loading  # pylint: disable=g-import-not-at-top
+  from hub_adapter.support import Mode, Operation  # pylint: disable=g-import-not-at-top
+  from hub_adapter.tf2 import graph, tf1_signatures  # pylint: disable=g-import-not-at-top
+  inspection = importlib.import_module("hub_adapter.inspection")
+  path = shared_fixtures.path("tf1_image_feature_vector")
+  info = inspection.inspect_folder(path)
+  graph_request = loading.plan(path, path, info, Mode.TF1_COMPAT,
+                               Operation.LOAD)
+  tf2_finetune = loading.plan(path, path, info, Mode.TF2, Operation.FINE_TUNE)
+  cases = [(eager.load, graph_request, "TF2 cells"),
+           (tf1_signatures.load, tf2_finetune, "TF1 Hub load/infer cell"),
+           (graph.load, tf2_finetune, "TF1 compat cells")]
+  for backend, request, serves in cases:
+    with pytest.raises(errors.HubAdapterError) as caught:
+      backend(request)
+    message = str(caught.value)
+    assert serves in message and "hub_adapter.load()" in message
