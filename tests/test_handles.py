@@ -188,3 +188,38 @@ def test_fetch_prints_progress(shared_fixtures, cache_dir, capsys):
       "100%" in err
   assert "Extracting" in err
   assert os.path.isfile(os.path.join(folder, "saved_model.pb"))
+
+
+def test_cache_dir_and_load_format_match_tensorflow_hub(tmp_path, monkeypatch):
+  from hub_adapter._hub_import import import_tensorflow_hub  # pylint: disable=g-import-not-at-top
+  import_tensorflow_hub()
+  from tensorflow_hub import resolver  # pylint: disable=g-import-not-at-top
+  for value in (str(tmp_path / "c"), None):
+    if value is None:
+      monkeypatch.delenv("TFHUB_CACHE_DIR", raising=False)
+    else:
+      monkeypatch.setenv("TFHUB_CACHE_DIR", value)
+    assert resolve_lib.cache_dir() == os.path.abspath(
+        resolver.tfhub_cache_dir(use_temp=True))
+  monkeypatch.setenv("TFHUB_MODEL_LOAD_FORMAT", "UNCOMPRESSED")
+  assert resolve_lib._uncompressed_requested()  # pylint: disable=protected-access
+  assert resolver.model_load_format() == "UNCOMPRESSED"
+
+
+def test_cache_hit_does_not_import_tensorflow_hub(tmp_path, shared_fixtures):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  archive = shared_fixtures.archive("half_plus_two_v1")
+  code = ("import sys; from hub_adapter import handles; "
+          "print(handles.resolve(sys.argv[1])); "
+          "print('tensorflow_hub' in sys.modules)")
+  env = dict(os.environ, TFHUB_CACHE_DIR=str(tmp_path / "cache"))
+  with http_server.serve({"/m.tar.gz": open(archive, "rb").read()}) as server:
+    url = server.url("/m.tar.gz")
+    runs = [subprocess.run([sys.executable, "-c", code, url], env=env,
+                           capture_output=True, text=True, check=True
+                           ).stdout.split() for _ in range(2)]
+  assert runs[0][0] == runs[1][0]
+  assert runs[0][1] == "True"   # the download used tensorflow_hub's URL rules
+  assert runs[1][1] == "False"  # the cache hit did not import it
+  assert server.count("/m.tar.gz") == 1
