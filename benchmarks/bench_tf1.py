@@ -15,13 +15,16 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+BLOCK_SECONDS = 0.05
+
 
 def measure(args):
   """Builds and runs ``args["path"]`` with ``args["engine"]``, then both.
 
   Args:
     args: ``path``, ``engine`` (adapter or hub: the one timed from a fresh
-      process), ``dim`` (input width), ``batch``, ``calls`` and ``blocks``.
+      process), ``dim`` (input width), ``batch``, ``calls`` (at most, per
+      block of about BLOCK_SECONDS) and ``blocks``.
 
   Returns:
     ``build_s`` (graph construction), ``first_run_s`` (session, initializers
@@ -89,7 +92,13 @@ def measure(args):
   graph_ops = {name: _run_ops(b[0], b[2]) for name, (_, b) in runs.items()}
   fns = {name: (lambda s=sess, b=b: s.run(b[2], {b[1]: data}))
          for name, (sess, b) in runs.items()}
-  blocks = _common.block_times(fns, calls=args["calls"], blocks=args["blocks"])
+  start = time.perf_counter()
+  for _ in range(3):
+    fns[engine]()
+  per_run = (time.perf_counter() - start) / 3
+  # Blocks of about BLOCK_SECONDS whatever the module's size.
+  calls = max(3, min(args["calls"], int(BLOCK_SECONDS / max(per_run, 1e-6))))
+  blocks = _common.block_times(fns, calls=calls, blocks=args["blocks"])
   for sess, _ in runs.values():
     sess.close()
   return {"import_s": import_adapter_s if engine == "adapter" else import_hub_s,
