@@ -19,7 +19,7 @@ import dataclasses
 import importlib
 import os
 import threading
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from hub_adapter import errors
 from hub_adapter import proto_readers
@@ -40,7 +40,7 @@ SUPPORTED_MODULE_FORMAT = 3
 SUPPORTED_REQUIRED_FEATURES: FrozenSet[str] = frozenset()
 """Module features we can honour; tensorflow_hub 0.15 knows none either."""
 
-_CACHE_SIZE = 8
+_CACHE_SIZE = 16  # parsed files: saved_model.pb and variables.index
 _cache: "collections.OrderedDict[str, Tuple[Tuple[int, int, int], Any]]" = (
     collections.OrderedDict())
 _cache_lock = threading.Lock()
@@ -146,7 +146,6 @@ def read_saved_model(path: str, handle: Optional[str] = None):
     ModelFormatError: neither saved_model.pb nor saved_model.pbtxt exists,
       or the file is truncated, garbled or holds no meta graph.
   """
-  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
   pb = os.path.join(path, SAVED_MODEL_PB)
   pbtxt = os.path.join(path, SAVED_MODEL_PBTXT)
   file = SAVED_MODEL_PB if os.path.isfile(pb) else (
@@ -159,6 +158,17 @@ def read_saved_model(path: str, handle: Optional[str] = None):
         "Point the handle at the folder that holds saved_model.pb (for an "
         "archive, the folder it extracts to); TF1 Hub modules also have "
         "tfhub_module.pb next to it.", handle=handle, path=path)
+  return _parsed_once(path, file, handle,
+                      lambda: _parse_saved_model(path, file, handle))
+
+
+def _parsed_once(path: str, file: str, handle: Optional[str],
+                 parse: Callable[[], Any]) -> Any:
+  """Returns ``parse()`` for a file, reused while the file is unchanged.
+
+  Keyed by (real path, mtime, size, inode), so ``load()`` parses each proto
+  once however many steps (inspect, integrity checks) read it.
+  """
   full = os.path.join(path, file)
   key = os.path.realpath(full)
   try:
@@ -172,6 +182,17 @@ def read_saved_model(path: str, handle: Optional[str] = None):
     if hit is not None and hit[0] == stamp:
       _cache.move_to_end(key)
       return hit[1]
+  value = parse()
+  with _cache_lock:
+    _cache[key] = (stamp, value)
+    _cache.move_to_end(key)
+    while len(_cache) > _CACHE_SIZE:
+      _cache.popitem(last=False)
+  return value
+
+
+def _parse_saved_model(path: str, file: str, handle: Optional[str]):
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
   data = _read_bytes(path, file, handle)
   proto = saved_model_pb2.SavedModel()
   try:
@@ -197,11 +218,6 @@ def read_saved_model(path: str, handle: Optional[str] = None):
         "has no graph, tag set or signature.",
         "Fetch the model again (delete its cache entry first) or re-export "
         "it.", handle=handle, path=path, file=file)
-  with _cache_lock:
-    _cache[key] = (stamp, proto)
-    _cache.move_to_end(key)
-    while len(_cache) > _CACHE_SIZE:
-      _cache.popitem(last=False)
   return proto
 
 
@@ -433,6 +449,12 @@ def _bundle_index(path: str, handle: Optional[str]
                   ) -> Optional[proto_readers.BundleIndex]:
   if not os.path.isfile(os.path.join(path, VARIABLES_INDEX)):
     return None
+  return _parsed_once(path, VARIABLES_INDEX, handle,
+                      lambda: _parse_bundle_index(path, handle))
+
+
+def _parse_bundle_index(path: str, handle: Optional[str]
+                        ) -> proto_readers.BundleIndex:
   data = _read_bytes(path, VARIABLES_INDEX, handle)
   try:
     return proto_readers.parse_bundle_index(data)
