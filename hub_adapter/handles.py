@@ -309,11 +309,7 @@ class _Progress:
 
 
 def _size(n: float) -> str:
-  for unit in ("B", "KiB", "MiB", "GiB"):
-    if n < 1024 or unit == "GiB":
-      return f"{int(n)} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-    n /= 1024
-  return str(n)
+  return importlib.import_module("hub_adapter.inspection").format_bytes(n)
 
 
 def _populate_from_file(archive: str, handle: str, source: str

@@ -655,10 +655,12 @@ def _shape_text(shape) -> str:
   return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-def _bytes_text(n: int) -> str:
+def format_bytes(n: float) -> str:
+  """``1536`` -> ``"1.5 KiB"``: sizes for people, in describe() and progress
+  lines."""
   for unit in ("B", "KiB", "MiB", "GiB"):
     if n < 1024 or unit == "GiB":
-      return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+      return f"{int(n)} {unit}" if unit == "B" else f"{n:.1f} {unit}"
     n /= 1024
   return str(n)
 
@@ -698,12 +700,12 @@ def describe(info: ModelInfo) -> str:
           lines.append(f"    {label:3s} {key}: {t.dtype} "
                        f"{_shape_text(t.shape)}{extra}")
   lines.append(f"Variables: {info.variable_count} "
-               f"({_bytes_text(info.variable_bytes)})")
+               f"({format_bytes(info.variable_bytes)})")
   for var in info.variables:
     flag = "" if var.trainable is None else (
         " trainable" if var.trainable else " frozen")
     lines.append(f"  {var.name}: {var.dtype} {_shape_text(var.shape)} "
-                 f"{_bytes_text(var.bytes)}{flag}")
+                 f"{format_bytes(var.bytes)}{flag}")
   lines.append("Assets: " + (", ".join(info.assets) if info.assets
                              else "(none)"))
   if info.format == Format.TF1_HUB:
@@ -773,4 +775,4 @@ def to_json(info: ModelInfo) -> Dict[str, Any]:
 
 __all__ = ["inspect_folder", "inspect", "describe", "to_json",
            "read_saved_model", "read_module_def", "read_bundle_index",
-           "check_folder_exists", "dtype_name"]
+           "check_folder_exists", "dtype_name", "format_bytes"]
