@@ -223,3 +223,14 @@ def test_cache_hit_does_not_import_tensorflow_hub(tmp_path, shared_fixtures):
   assert runs[0][1] == "True"   # the download used tensorflow_hub's URL rules
   assert runs[1][1] == "False"  # the cache hit did not import it
   assert server.count("/m.tar.gz") == 1
+
+
+def test_folder_load_does_not_import_the_http_client(shared_fixtures):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = ("import sys, hub_adapter; hub_adapter.load(sys.argv[1]); "
+          "print('hub_adapter.download' in sys.modules)")
+  out = subprocess.run(
+      [sys.executable, "-c", code, shared_fixtures.path("half_plus_two_v1")],
+      capture_output=True, text=True, check=True).stdout.split()
+  assert out[-1] == "False"

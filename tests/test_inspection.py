@@ -257,3 +257,30 @@ def test_import_does_not_import_tensorflow():
   out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                        text=True, check=True)
   assert out.stdout.strip() == "False"
+
+
+def test_load_parses_variables_index_once(shared_fixtures, tmp_path,
+                                          monkeypatch):
+  # inspect_folder and integrity.check_folder both read variables.index; the
+  # parse is cached by file stamp so a load pays for it once.
+  import shutil  # pylint: disable=g-import-not-at-top
+  from hub_adapter import integrity  # pylint: disable=g-import-not-at-top
+  from hub_adapter import proto_readers  # pylint: disable=g-import-not-at-top
+  folder = str(tmp_path / "model")
+  shutil.copytree(shared_fixtures.path("tf2_image_bn_reusable"), folder)
+  calls = []
+  real = proto_readers.parse_bundle_index
+
+  def counting(data):
+    calls.append(len(data))
+    return real(data)
+
+  monkeypatch.setattr(proto_readers, "parse_bundle_index", counting)
+  info = inspect_lib.inspect_folder(folder)
+  integrity.check_folder(info, folder)
+  inspect_lib.inspect_folder(folder)
+  assert len(calls) == 1
+  index = os.path.join(folder, "variables", "variables.index")
+  os.utime(index, ns=(1, 1))  # A changed file is parsed again.
+  inspect_lib.inspect_folder(folder)
+  assert len(calls) == 2
