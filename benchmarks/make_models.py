@@ -36,11 +36,41 @@ LOAD_SIZES = {
 LOAD_INPUT_DIM = 1024
 CALL_DIMS = (128, 256, 128)
 FIT_DIMS = (256, 512, 512)
+# The restore section's shapes: name -> (variables, float32 elements each).
+RESTORE_SHAPES = {
+    "restore_8x64mb": (8, 16 << 20),     # 512 MiB, 8 variables of 64 MiB
+    "restore_8x128mb": (8, 32 << 20),    # 1 GiB, 8 variables of 128 MiB
+    "restore_256x2mb": (256, 512 << 10),  # 512 MiB, 256 variables of 2 MiB
+}
+RESTORE_BERT = "restore_bert_base"
+# BERT-base: 12 layers of width 768, 12 heads, 3072 in the feed-forward
+# part, a 30522-word vocabulary; 199 tensors, 110 M parameters (418 MiB).
+BERT_BASE = {"vocab": 30522, "hidden": 768, "layers": 12, "heads": 12,
+             "intermediate": 3072, "positions": 512, "types": 2}
 
 
 def variable_bytes(size: str) -> int:
   count, rows, cols = LOAD_SIZES[size]
   return count * rows * cols * 4
+
+
+def restore_bytes(name: str) -> int:
+  """The variable bytes of a restore-section model."""
+  if name == RESTORE_BERT:
+    b = BERT_BASE
+    h, i = b["hidden"], b["intermediate"]
+    per_layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
+    return 4 * ((b["vocab"] + b["positions"] + b["types"]) * h + 2 * h
+                + b["layers"] * per_layer + h * h + h)
+  count, elements = RESTORE_SHAPES[name]
+  return count * elements * 4
+
+
+def restore_tensors(name: str) -> int:
+  """How many variables a restore-section model has."""
+  if name == RESTORE_BERT:
+    return 3 + 2 + 16 * BERT_BASE["layers"] + 2
+  return RESTORE_SHAPES[name][0]
 
 
 def model_names(kind: str, sizes) -> list:
@@ -138,9 +168,142 @@ def _tf2_mlp_model(path: str, dims) -> None:
   tf.saved_model.save(obj, path, signatures={"serving_default": serve})
 
 
+def _tf2_restore_shape(path: str, name: str) -> None:
+  """``count`` float32 variables of equal size; __call__ reads each."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  count, elements = RESTORE_SHAPES[name]
+  rng = np.random.default_rng(2)
+  module = tf.Module()
+  module.weights = [
+      tf.Variable(rng.standard_normal(elements, dtype=np.float32),
+                  name=f"w{i}") for i in range(count)]
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+  def call(x):
+    return tf.add_n([x + w[0] for w in module.weights])
+
+  module.__call__ = call
+  tf.saved_model.save(module, path, signatures={"serving_default": call})
+
+
+def _tf2_bert_base(path: str) -> None:
+  """A BERT-base encoder with random weights, as tf.Modules: embeddings,
+  12 transformer layers (self-attention, feed-forward, layer norms) and a
+  pooler; __call__ takes TF Hub's BERT inputs (``input_word_ids``,
+  ``input_mask``, ``input_type_ids``) and is traced with and without
+  dropout, as hub encoders are."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  b = BERT_BASE
+  rng = np.random.default_rng(3)
+
+  def normal(*shape):
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
+
+  class Dense(tf.Module):
+
+    def __init__(self, d_in, d_out, name):
+      super().__init__(name=name)
+      self.kernel = tf.Variable(normal(d_in, d_out), name="kernel")
+      self.bias = tf.Variable(np.zeros(d_out, np.float32), name="bias")
+
+    def __call__(self, x):
+      return tf.einsum("btd,de->bte", x, self.kernel) + self.bias
+
+  class LayerNorm(tf.Module):
+
+    def __init__(self, width, name):
+      super().__init__(name=name)
+      self.gamma = tf.Variable(np.ones(width, np.float32), name="gamma")
+      self.beta = tf.Variable(np.zeros(width, np.float32), name="beta")
+
+    def __call__(self, x):
+      mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+      return (x - mean) * tf.math.rsqrt(variance + 1e-12) * self.gamma + \
+          self.beta
+
+  def dropout(x, training):
+    return tf.nn.dropout(x, rate=0.1) if training else x
+
+  class Layer(tf.Module):
+
+    def __init__(self, index):
+      super().__init__(name=f"transformer_layer_{index}")
+      h, i = b["hidden"], b["intermediate"]
+      self.query = Dense(h, h, "query")
+      self.key = Dense(h, h, "key")
+      self.value = Dense(h, h, "value")
+      self.attention_output = Dense(h, h, "attention_output")
+      self.attention_norm = LayerNorm(h, "attention_norm")
+      self.intermediate = Dense(h, i, "intermediate")
+      self.output = Dense(i, h, "output")
+      self.output_norm = LayerNorm(h, "output_norm")
+
+    def __call__(self, x, bias, training):
+      heads, width = b["heads"], b["hidden"] // b["heads"]
+
+      def split(t):
+        shape = tf.shape(t)
+        return tf.transpose(tf.reshape(t, [shape[0], shape[1], heads, width]),
+                            [0, 2, 1, 3])
+
+      q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+      scores = tf.matmul(q, k, transpose_b=True) / np.float32(np.sqrt(width))
+      weights = dropout(tf.nn.softmax(scores + bias), training)
+      context = tf.transpose(tf.matmul(weights, v), [0, 2, 1, 3])
+      context = tf.reshape(context, tf.shape(x))
+      x = self.attention_norm(
+          x + dropout(self.attention_output(context), training))
+      hidden = tf.nn.gelu(self.intermediate(x), approximate=True)
+      return self.output_norm(x + dropout(self.output(hidden), training))
+
+  class Encoder(tf.Module):
+
+    def __init__(self):
+      super().__init__(name="bert_encoder")
+      h = b["hidden"]
+      self.word_embeddings = tf.Variable(normal(b["vocab"], h),
+                                         name="word_embeddings")
+      self.position_embeddings = tf.Variable(normal(b["positions"], h),
+                                             name="position_embeddings")
+      self.type_embeddings = tf.Variable(normal(b["types"], h),
+                                         name="type_embeddings")
+      self.embedding_norm = LayerNorm(h, "embedding_norm")
+      self.layers = [Layer(i) for i in range(b["layers"])]
+      self.pooler = Dense(h, h, "pooler")
+
+    @tf.function
+    def __call__(self, inputs, training=False):
+      ids = inputs["input_word_ids"]
+      length = tf.shape(ids)[1]
+      x = (tf.gather(self.word_embeddings, ids)
+           + tf.gather(self.type_embeddings, inputs["input_type_ids"])
+           + self.position_embeddings[tf.newaxis, :length])
+      x = dropout(self.embedding_norm(x), training)
+      mask = tf.cast(inputs["input_mask"], tf.float32)
+      bias = (1.0 - mask[:, tf.newaxis, tf.newaxis, :]) * -10000.0
+      for layer in self.layers:
+        x = layer(x, bias, training)
+      pooled = tf.tanh(self.pooler(x[:, :1])[:, 0])
+      return {"sequence_output": x, "pooled_output": pooled}
+
+  encoder = Encoder()
+  spec = {k: tf.TensorSpec([None, None], tf.int32, name=k)
+          for k in ("input_word_ids", "input_mask", "input_type_ids")}
+  for training in (False, True):
+    encoder.__call__.get_concrete_function(spec, training)
+  serve = encoder.__call__.get_concrete_function(spec, False)
+  tf.saved_model.save(encoder, path, signatures={"serving_default": serve})
+
+
 def _build_tf2(root: str, name: str) -> None:
   path = os.path.join(root, name)
-  if name.startswith("tf2_load_"):
+  if name in RESTORE_SHAPES:
+    _tf2_restore_shape(path, name)
+  elif name == RESTORE_BERT:
+    _tf2_bert_base(path)
+  elif name.startswith("tf2_load_"):
     _tf2_load_model(path, name[len("tf2_load_"):])
   elif name == "tf2_call":
     _tf2_mlp_model(path, CALL_DIMS)

@@ -16,7 +16,10 @@ outside the repository ($HUB_ADAPTER_BENCH_DIR, default
 
 Sections (``--sections``): load (with the page-cache read limit and peak
 memory), call, fit, tf1 (needs the TF 2.15 environment, found through
-$HUB_ADAPTER_TF215_PYTHON or .tox/tf215), cache.
+$HUB_ADAPTER_TF215_PYTHON or .tox/tf215), cache, restore (the parallel
+variable restore against tf.saved_model.load, hub.load, the model rebuild
+alone and a plain read, with 1, 2 and 4 read threads; run alone it writes
+results/restore.json and leaves latest.json as it is).
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
 import make_models  # pylint: disable=g-import-not-at-top,wrong-import-position
 import plot  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-SECTIONS = ("load", "call", "fit", "tf1", "cache")
+SECTIONS = ("load", "call", "fit", "tf1", "cache", "restore")
 LOADERS = ("adapter", "hub", "tf")
 LOADER_TITLES = {"adapter": "hub_adapter.load", "hub": "hub.load",
                  "tf": "tf.saved_model.load"}
@@ -64,13 +67,17 @@ class Settings:
   tf1_calls: int = 100
   tf1_blocks: int = 30
   keras_flavours: tuple = ("keras3", "tf_keras")
+  restore_models: tuple = tuple(make_models.RESTORE_SHAPES) + (
+      make_models.RESTORE_BERT,)
+  restore_threads: tuple = (1, 2, 4)
   profile: bool = True
 
   @classmethod
   def quick(cls) -> "Settings":
     return cls(repeats=1, sizes=("1mb",), tf1_sizes=("1mb",),
                cache_size="1mb", call_blocks=5, fit_steps=20, fit_rounds=2,
-               tf1_calls=100, tf1_blocks=6)
+               tf1_calls=100, tf1_blocks=6,
+               restore_models=("restore_256x2mb",))
 
 
 def rotate(items, n):
@@ -207,6 +214,8 @@ class Runner:
       tf2.add("tf2_fit")
     if "cache" in sections:
       tf2.add(f"tf2_load_{s.cache_size}")
+    if "restore" in sections:
+      tf2.update(s.restore_models)
     tf1 = set()
     if "load" in sections or "tf1" in sections:
       tf1.update(f"tf1_load_{x}" for x in s.tf1_sizes)
@@ -743,6 +752,138 @@ def bench_cache(run: Runner, server: ArchiveServer) -> None:
   run.data["cache"] = out
 
 
+# Parallel restore ------------------------------------------------------------
+RESTORE_TITLES = {
+    "restore_8x64mb": "512 MiB, 8 x 64 MiB",
+    "restore_8x128mb": "1 GiB, 8 x 128 MiB",
+    "restore_256x2mb": "512 MiB, 256 x 2 MiB",
+    make_models.RESTORE_BERT: "BERT-base, 199 tensors, 418 MiB",
+}
+# Goals of the parallel restore, as ratios (lower is better): at least 1.6x
+# faster than TensorFlow for many tensors, never slower than 0.98x, within
+# 1.3x of max(rebuild alone, reading the bytes), peak RSS within 5%.
+RESTORE_GOAL_MANY = round(1 / 1.6, 3)
+RESTORE_GOAL_ANY = round(1 / 0.98, 3)
+RESTORE_GOAL_LIMIT = 1.3
+RESTORE_MANY_TENSORS = 100
+
+
+def _default_restore_threads() -> int:
+  """What hub_adapter.tf2.restore.thread_count() picks on this machine."""
+  try:
+    cpus = len(os.sched_getaffinity(0))
+  except AttributeError:
+    cpus = os.cpu_count() or 2
+  return min(4, max(2, cpus))
+
+
+def bench_restore(run: Runner) -> None:
+  """hub_adapter.load's parallel restore against TensorFlow's.
+
+  Per model and repeat, each in a fresh process and in rotating order:
+  tf.saved_model.load, hub.load, the rebuild alone (skip_checkpoint),
+  hub_adapter.load with 1, 2 and 4 read threads, and a plain read of the
+  variable files into new memory.
+  """
+  s = run.settings
+  default_threads = _default_restore_threads()
+  variants = ["tf", "hub", "structure"] + [
+      f"adapter:{t}" for t in s.restore_threads] + ["read"]
+  samples = {m: {v: [] for v in variants} for m in s.restore_models}
+  for r in range(s.repeats):
+    for i, name in enumerate(s.restore_models):
+      if not run.has_model(name):
+        continue
+      folder = os.path.join(run.dir, name)
+      warm_page_cache(folder)
+      log(f"restore {name} repeat {r + 1}/{s.repeats}")
+      for variant in rotate(variants, r + i):
+        if variant == "read":
+          result = run.child("bench_read.py", {"folder": folder})
+        elif variant.startswith("adapter:"):
+          threads = variant.split(":")[1]
+          result = run.child("bench_restore.py",
+                             {"variant": "adapter", "path": folder},
+                             env={"HUB_ADAPTER_RESTORE_THREADS": threads})
+        else:
+          result = run.child("bench_restore.py",
+                             {"variant": variant, "path": folder})
+        samples[name][variant].append(result)
+  out = {"default_threads": default_threads}
+  main = f"adapter:{default_threads}"
+  if main not in variants:
+    main = f"adapter:{s.restore_threads[-1]}"
+  for name in s.restore_models:
+    title = RESTORE_TITLES.get(name, name)
+    if not run.has_model(name):
+      run.unavailable("restore", title, f"model {name} was not built")
+      continue
+    per = samples[name]
+    problem = _first_problem(sum(per.values(), []))
+    if problem:
+      run.unavailable("restore", title, problem)
+      continue
+    times = {v: [r.get("read_new_s") if v == "read" else r.get("load_s")
+                 for r in per[v]] for v in variants}
+    med = {v: _common.median(times[v]) for v in variants}
+    fallbacks = sorted({r["fallback"] for v in variants if v.startswith(
+        "adapter") for r in per[v] if r.get("fallback")})
+    nbytes = make_models.restore_bytes(name)
+    tensors = make_models.restore_tensors(name)
+    entry = {
+        "variable_bytes": nbytes, "tensors": tensors,
+        "load_s": {v: [_common.sig(x) for x in times[v]] for v in variants},
+        "median_s": {v: _common.sig(med[v]) for v in variants},
+        "fallbacks": fallbacks,
+        "peak_rss": {v: [r.get("peak_rss") for r in per[v]]
+                     for v in ("tf", main)},
+        "peak_growth": {v: [r["peak_rss"] - r["rss_before"] for r in per[v]]
+                        for v in ("tf", main)},
+    }
+    speedups = {}
+    for t in s.restore_threads:
+      ratio = ratio_of(zip(times[f"adapter:{t}"], times["tf"]))
+      entry[f"ratio_vs_tf_threads_{t}"] = _common.sig(ratio)
+      speedups[t] = 1 / ratio if ratio else None
+    ratio = ratio_of(zip(times[main], times["tf"]))
+    hub_ratio = ratio_of(zip(times[main], times["hub"]))
+    entry["ratio_vs_hub"] = _common.sig(hub_ratio)
+    goal = (RESTORE_GOAL_MANY if tensors >= RESTORE_MANY_TENSORS
+            else RESTORE_GOAL_ANY)
+    scaling = ", ".join(f"{t} threads {speedups[t]:.2f}x"
+                        for t in s.restore_threads if speedups[t])
+    run.row("restore", f"{title}: hub_adapter.load vs tf.saved_model.load",
+            _fmt_s(med[main]), _fmt_s(med["tf"]), ratio, goal,
+            f"{1 / ratio:.2f}x faster ({scaling}); vs hub.load "
+            f"{hub_ratio:.3f}" + ("; FELL BACK: " + fallbacks[0]
+                                  if fallbacks else ""),
+            key=f"restore.{name}.tf")
+    limits = [max(a, b) if a and b else None
+              for a, b in zip(times["structure"], times["read"])]
+    limit_ratio = ratio_of(zip(times[main], limits))
+    entry["ratio_vs_limit"] = _common.sig(limit_ratio)
+    run.row("restore", f"{title}: hub_adapter.load vs max(rebuild, read)",
+            _fmt_s(med[main]), f"max {_fmt_s(_common.median(limits))}",
+            limit_ratio, RESTORE_GOAL_LIMIT,
+            f"rebuild alone {_fmt_s(med['structure'])}, read into new "
+            f"memory {_fmt_s(med['read'])} ({nbytes / med['read'] / 1e9:.2f} "
+            f"GB/s); tf.saved_model.load at {nbytes / med['tf'] / 1e9:.2f} "
+            f"GB/s, hub_adapter at {nbytes / med[main] / 1e9:.2f} GB/s",
+            key=f"restore.{name}.limit")
+    memory = ratio_of(zip(entry["peak_rss"][main], entry["peak_rss"]["tf"]))
+    growth = {v: _common.median(entry["peak_growth"][v]) for v in ("tf", main)}
+    entry["peak_rss_ratio"] = _common.sig(memory)
+    run.row("memory", f"{title}: peak RSS vs tf.saved_model.load",
+            _fmt_bytes(_common.median(entry["peak_rss"][main])),
+            _fmt_bytes(_common.median(entry["peak_rss"]["tf"])), memory,
+            GOAL, f"growth during the load {_fmt_bytes(growth[main])} vs "
+            f"{_fmt_bytes(growth['tf'])} ({growth[main] / nbytes:.2f}x vs "
+            f"{growth['tf'] / nbytes:.2f}x the variable bytes)",
+            key=f"restore.{name}.memory")
+    out[name] = entry
+  run.data["restore"] = out
+
+
 # Output ------------------------------------------------------------------------
 def table(rows) -> str:
   """The summary as a Markdown table (also readable in a terminal)."""
@@ -914,7 +1055,10 @@ def main(argv=None) -> int:
       "unavailable": [f"{r['section']}: {r['case']}" for r in unavailable],
       "data": {k: v for k, v in run.data.items() if k != "plot"},
   }
-  json_path = os.path.join(out_dir, "latest.json")
+  # The restore section alone keeps its own file, so that running it does
+  # not replace the full run's latest.json.
+  json_path = os.path.join(
+      out_dir, "restore.json" if sections == ["restore"] else "latest.json")
   with open(json_path, "w") as f:
     f.write(_dumps(result) + "\n")
   paths = [json_path]

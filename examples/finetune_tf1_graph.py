@@ -20,8 +20,9 @@ def main(handle: str) -> None:
   images = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3])
   model = hub.load(handle, trainable=True)
   features = model(images, training=True)
-  loss = tf.reduce_mean(tf.square(features)) + tf.add_n(
-      tf.compat.v1.losses.get_regularization_losses())
+  # get_regularization_loss() is their sum, or 0.0 for a model without any.
+  loss = (tf.reduce_mean(tf.square(features))
+          + tf.compat.v1.losses.get_regularization_loss())
   update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
   with tf.control_dependencies(update_ops):
     train_op = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss)

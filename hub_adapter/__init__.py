@@ -41,6 +41,13 @@ __all__ = sorted([
     "Operation", *_LAZY])
 
 
+# Saved Keras models holding a KerasLayer reload after `import hub_adapter`
+# alone; this imports neither TensorFlow nor Keras (see the module).
+from hub_adapter.keras_layers import registration as _keras_registration  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_keras_registration.install()
+
+
 def __getattr__(name):
   target = _LAZY.get(name)
   if target is None:

@@ -4,8 +4,9 @@ An entry is the folder ``CACHE_DIR/KEY`` (KEY is tensorflow_hub's folder name
 for the handle, so both libraries find each other's downloads). It is built
 like this:
 
-1. take an exclusive ``fcntl.flock`` on ``CACHE_DIR/KEY.hub_adapter.lock``,
-   waiting at most ``HUB_ADAPTER_LOCK_TIMEOUT`` seconds; the kernel drops the
+1. take the exclusive lock ``CACHE_DIR/KEY.hub_adapter.lock`` with
+   ``filelock`` (``flock`` on POSIX, ``LockFileEx`` on Windows), waiting at
+   most ``HUB_ADAPTER_LOCK_TIMEOUT`` seconds; the operating system drops the
    lock when its holder dies, even by SIGKILL, so a crashed download never
    blocks the next one;
 2. fill a fresh temporary folder ``CACHE_DIR/KEY.XXXX.hub_adapter.tmp``;
@@ -18,12 +19,18 @@ again rather than trusted. Entries written by tensorflow_hub (no marker) are
 adopted after a caller-supplied check. Any failure removes the temporary
 folder and lock file; unwritable or full cache folders raise
 :class:`~hub_adapter.errors.CacheError`.
+
+What is still written here: the holder writes ``pid N`` into the lock file
+(through filelock's ``on_acquired`` hook) so that a timed-out waiter can say
+who holds it, and removes the lock file before releasing it (filelock keeps
+it on POSIX; a waiter that then locks the removed file notices and retries,
+which filelock does by itself). Cache hits are logged with ``absl.logging``
+at DEBUG, downloads, waits and discarded entries at INFO.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import glob
 import json
 import os
@@ -32,6 +39,8 @@ import tempfile
 import time
 import uuid
 from typing import Callable, Iterator, Mapping, Optional
+
+from absl import logging
 
 from hub_adapter import errors
 
@@ -141,64 +150,61 @@ def write_marker(folder: str, extra: Optional[Mapping] = None) -> None:
   os.replace(path + ".part", path)
 
 
-@contextlib.contextmanager
-def entry_lock(cache_dir: str, key: str, *, handle: Optional[str] = None,
-               timeout: Optional[float] = None) -> Iterator[str]:
-  """Holds the exclusive lock of one entry; yields the lock file's path.
-
-  The lock file is removed on release. Waiters that opened a file which was
-  removed meanwhile notice (its inode no longer matches the path) and retry.
-
-  Raises:
-    CacheError: the lock could not be taken within the timeout, or the lock
-      file cannot be created.
-  """
-  path = os.path.join(cache_dir, key + LOCK_SUFFIX)
-  wait = lock_timeout(timeout)
-  deadline = time.monotonic() + wait
-  delay = 0.01
-  while True:
-    try:
-      fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-      raise cache_error(e, cache_dir, handle, "creating the lock file") from e
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-      os.close(fd)
-      if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-        raise cache_error(e, cache_dir, handle, "locking the entry") from e
-      if time.monotonic() >= deadline:
-        raise errors.CacheError(errors.compose(
-            f"Timed out after {wait:g} s waiting for another process to "
-            f"finish downloading {handle!r} into the cache.",
-            f"The lock {path} is held by {_holder(path)}.",
-            f"Wait for that process, or raise {LOCK_TIMEOUT_ENV}; if the "
-            "holder is hung, stop it (a dead holder releases the lock by "
-            "itself).", {"handle": handle, "cache folder": cache_dir}),
-            handle=handle, cache_dir=cache_dir, lock=path) from None
-      time.sleep(delay)
-      delay = min(delay * 2, 0.25)
-      continue
-    try:
-      same = os.fstat(fd).st_ino == os.stat(path).st_ino
-    except FileNotFoundError:
-      same = False
-    if not same:  # The previous holder removed the file we locked.
-      os.close(fd)
-      continue
-    break
+def _write_holder_note(fd: int) -> None:
+  """filelock's ``on_acquired`` hook: says who holds the lock, for waiters."""
   try:
     os.ftruncate(fd, 0)
     os.write(fd, f"pid {os.getpid()}\n".encode())
   except OSError:
     pass  # The holder note is a courtesy; a full disk must not break locking.
+
+
+@contextlib.contextmanager
+def entry_lock(cache_dir: str, key: str, *, handle: Optional[str] = None,
+               timeout: Optional[float] = None) -> Iterator[str]:
+  """Holds the exclusive lock of one entry; yields the lock file's path.
+
+  The lock file is removed on release. Waiters that locked a file which was
+  removed meanwhile notice (filelock checks that the locked file still has a
+  name) and retry.
+
+  Raises:
+    CacheError: the lock could not be taken within the timeout, or the lock
+      file cannot be created.
+  """
+  # Imported here: a local folder needs no lock, and loads skip the import.
+  import filelock  # pylint: disable=g-import-not-at-top
+  path = os.path.join(cache_dir, key + LOCK_SUFFIX)
+  wait = lock_timeout(timeout)
+  lock = filelock.FileLock(path, mode=0o644, thread_local=False,
+                           on_acquired=_write_holder_note)
+  try:
+    try:
+      lock.acquire(timeout=0)
+    except filelock.Timeout:
+      logging.info("hub_adapter: waiting up to %g s for %s (%s) to finish "
+                   "downloading %r into the cache.", wait, _holder(path),
+                   path, handle)
+      lock.acquire(timeout=wait)
+  except filelock.Timeout:
+    raise errors.CacheError(errors.compose(
+        f"Timed out after {wait:g} s waiting for another process to "
+        f"finish downloading {handle!r} into the cache.",
+        f"The lock {path} is held by {_holder(path)}.",
+        f"Wait for that process, or raise {LOCK_TIMEOUT_ENV}; if the "
+        "holder is hung, stop it (a dead holder releases the lock by "
+        "itself).", {"handle": handle, "cache folder": cache_dir}),
+        handle=handle, cache_dir=cache_dir, lock=path) from None
+  except OSError as e:
+    raise cache_error(e, cache_dir, handle, "creating the lock file"
+                      if not os.path.exists(path) else "locking the entry"
+                      ) from e
   try:
     yield path
   finally:
     with contextlib.suppress(OSError):
-      os.unlink(path)
-    os.close(fd)
+      os.unlink(path)  # While held: no one can lock this name in between.
+    lock.release()
 
 
 def _holder(path: str) -> str:
@@ -261,6 +267,7 @@ def get_or_create(cache_dir: str, key: str,
   """
   entry = os.path.join(cache_dir, key)
   if is_complete(entry):
+    logging.debug("hub_adapter: cache hit for %r: %s", handle, entry)
     return entry
   try:
     os.makedirs(cache_dir, exist_ok=True)
@@ -269,19 +276,27 @@ def get_or_create(cache_dir: str, key: str,
   with entry_lock(cache_dir, key, handle=handle, timeout=timeout):
     for stale in glob.glob(glob.escape(os.path.join(cache_dir, key)) + ".*"
                            + TMP_SUFFIX):
+      logging.info("hub_adapter: removing %s, left by an interrupted "
+                   "download.", stale)
       _remove(stale)  # Left by a holder that died: we hold the lock now.
     if is_complete(entry):
+      logging.debug("hub_adapter: cache hit for %r (written while waiting):"
+                    " %s", handle, entry)
       return entry
     if os.path.lexists(entry):
       # Only entries without our marker (another writer's) may be adopted;
       # one whose marker no longer matches its files is damaged.
       if os.path.isdir(entry) and adopt is not None and \
           read_marker(entry) is None and _adopt(entry, adopt):
+        logging.info("hub_adapter: using %s, which another writer (e.g. "
+                     "tensorflow_hub) cached for %r.", entry, handle)
         try:
           write_marker(entry, {"adopted": True, "handle": handle})
         except OSError as e:
           raise cache_error(e, cache_dir, handle, "marking an entry") from e
         return entry
+      logging.info("hub_adapter: cache entry %s is incomplete or damaged; "
+                   "fetching %r again.", entry, handle)
       _discard(entry)
     try:
       tmp = tempfile.mkdtemp(prefix=key + ".", suffix=TMP_SUFFIX,
@@ -301,6 +316,8 @@ def get_or_create(cache_dir: str, key: str,
             is_complete(entry) or (adopt is not None and _adopt(entry, adopt))):
           raise
         _remove(tmp)
+      else:
+        logging.info("hub_adapter: cached %r in %s.", handle, entry)
     except OSError as e:
       _remove(tmp)
       if isinstance(e, errors.HubAdapterError):

@@ -1,4 +1,9 @@
-"""The ``hub-adapter`` command line: matrix, inspect, fetch, convert."""
+"""The ``hub-adapter`` command line: matrix, inspect, fetch, convert.
+
+``-v`` shows hub_adapter's ``absl.logging`` messages (downloads, waits for
+another process's download, retries, fallbacks) on stderr; ``-vv`` adds the
+DEBUG ones (cache hits).
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +12,7 @@ import os
 import sys
 from typing import List, Optional
 
+import hub_adapter
 from hub_adapter import errors
 
 
@@ -50,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
       prog="hub-adapter",
       description="Load, fine-tune and create TF Hub models in TF2 and TF1 "
                   "compat mode.")
+  parser.add_argument("--version", action="version",
+                      version=f"%(prog)s {hub_adapter.__version__}")
+  parser.add_argument("-v", "--verbose", action="count", default=0,
+                      help="log what happens (-v: INFO, -vv: DEBUG)")
   sub = parser.add_subparsers(dest="command", required=True)
   p = sub.add_parser(
       "matrix", help="build tiny models of both formats, run every cell of "
@@ -64,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(run=_inspect)
   p = sub.add_parser("fetch", help="download a handle into the cache")
   p.add_argument("handle")
-  p.add_argument("--quiet", action="store_true", help="no progress lines")
+  p.add_argument("--quiet", action="store_true",
+                 help="no progress (a bar on a terminal, lines otherwise)")
   p.set_defaults(run=_fetch)
   p = sub.add_parser(
       "convert", help="write a TF1 Hub module as a TF2 SavedModel that "
@@ -88,6 +99,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     hub_adapter error (its message goes to stderr).
   """
   args = build_parser().parse_args(argv)
+  if args.verbose:
+    from absl import logging  # pylint: disable=g-import-not-at-top
+    logging.use_absl_handler()
+    logging.set_verbosity(logging.DEBUG if args.verbose > 1 else logging.INFO)
   # TensorFlow's C++ start-up chatter would bury the CLI's own output.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   try:

@@ -26,7 +26,22 @@ a *reusable* TF2 SavedModel, which fine-tunes in TF2 like any other:
   ``REGULARIZATION_LOSSES``), the attributes ``hub.KerasLayer`` reads;
 - lookup tables as TF2 resources that are re-created and initialized when
   the SavedModel is loaded, and vocabulary files as SavedModel assets, so the
-  output folder may be moved.
+  output folder may be moved;
+- sparse and ragged signature inputs: ``__call__``, ``signature_functions``
+  and ``train_signatures`` take ``tf.SparseTensor`` / ``tf.RaggedTensor``;
+  the TF2 ``signatures`` (which take dense tensors only) take their
+  components, named as ``tf.saved_model.load`` names them for the module
+  (``x_indices``, ``x_values``, ``x_dense_shape``; ``x_component_0``, ...);
+- the module's attached messages, in the asset ``hub_module_attachments.pb``
+  (read them with :func:`get_attached_message`; ``inspect()`` lists them).
+
+TF 1.x-era modules convert too: reference variables (``VariableV2``) are
+rewritten as resource variables (:mod:`hub_adapter.tf1.ref_variables`), and
+graph variants with v1 control flow (``dynamic_rnn``, ``tf.cond``) keep it
+and get their backward pass built ahead of time with TF1's gradient
+machinery (:mod:`hub_adapter.tf1.v1_gradients`; a function loaded from a
+SavedModel cannot differentiate v1 control flow itself), attached with
+``tf.custom_gradient``.
 
 How: each graph variant is imported into a ``tf.compat.v1.wrap_function``
 graph with its variable, table and asset nodes mapped to the shared TF2
@@ -49,11 +64,17 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from hub_adapter import errors
 from hub_adapter.support import Format
+from hub_adapter.tf1 import v1_gradients
 
 IMPORT_SCOPE = "module"
 DEFAULT_SIGNATURE = "default"
+ATTACHMENTS_COLLECTION = "hub_module_attachments"
+ATTACHMENTS_ASSET = "hub_module_attachments.pb"  # = inspection.CONVERTED_ATTACHMENTS_ASSET
+"""Asset file of a converted model holding the module's attached messages:
+a ``SavedModel`` proto with one meta graph per converted graph variant,
+carrying only its tags and the TF1 ``hub_module_attachments`` collection
+(what :func:`get_attached_message` and ``inspect()`` read)."""
 _VARIABLE_OPS = ("VarHandleOp",)
-_REF_VARIABLE_OPS = ("VariableV2", "Variable")
 _TABLE_OPS = ("HashTableV2", "MutableHashTableV2",
               "MutableHashTableOfTensorsV2", "MutableDenseHashTableV2")
 # Attributes that tie an op to a device or to another op's placement; both
@@ -100,9 +121,13 @@ def convert(handle, export_dir, *, tags=None, train_tags="auto",
       not empty (without ``overwrite``), is a file, or overlaps the module's
       folder.
     ModelFormatError: the handle is not a TF1 Hub module, or the module
-      cannot be expressed in TF2 (see the message).
+      cannot be expressed in TF2: a reference variable passed to an op with
+      no resource-variable version, or v1 control flow that cannot be
+      differentiated ahead of time (the message names the node and op).
     SignatureError: ``tags`` or ``train_tags`` names no graph variant
       (``TagSetError``).
+    BackendUnavailableError: the module uses ops of a library that is not
+      installed (installed ones, e.g. tensorflow_text, are imported first).
   """
   import importlib  # pylint: disable=g-import-not-at-top
   inspect_lib = importlib.import_module("hub_adapter.inspection")
@@ -123,11 +148,60 @@ def convert(handle, export_dir, *, tags=None, train_tags="auto",
         handle=handle, path=path)
   infer, train = pick_variants(info, tags, train_tags, handle=handle)
   check_destination(export_dir, path, overwrite, handle=handle)
+  # Checked here so a missing library fails before any work (and in the
+  # parent process, where the user sees it); imported again in the child.
+  importlib.import_module("hub_adapter.op_libraries").ensure_op_libraries(
+      info, handle, operation="convert")
   if _tf().executing_eagerly():
     _convert_here(handle, path, export_dir, infer, train, overwrite)
   else:
     _convert_in_child(handle, path, export_dir, infer, train, overwrite)
   return export_dir
+
+
+def get_attached_message(handle, key: str, message_type, tags=None,
+                         required: bool = False):
+  """Reads a message attached to a TF1 Hub module or to its conversion.
+
+  ``hub_adapter.convert`` carries the module's attached messages (e.g. an
+  ``ImageModuleInfo``) over into the SavedModel's assets, so what
+  ``ModuleSpec.get_attached_message`` read from the module can be read from
+  the converted model too.
+
+  Args:
+    handle: A TF1 Hub module or a model written by :func:`convert`.
+    key: The attachment key.
+    message_type: The protocol message class to parse into.
+    tags: The graph variant; default: the empty tag set (the inference one).
+    required: Raise instead of returning None when nothing is attached.
+
+  Returns:
+    A ``message_type`` instance, or None.
+
+  Raises:
+    AttachmentNotFoundError: ``required`` and nothing is attached.
+    HandleError, ModelFormatError: the handle cannot be read.
+  """
+  import importlib  # pylint: disable=g-import-not-at-top
+  info = importlib.import_module("hub_adapter.inspection").inspect_folder(
+      importlib.import_module("hub_adapter.handles").resolve(handle),
+      handle=handle)
+  wanted = frozenset(tags or ())
+  data = info.attachments.get(wanted, {}).get(key)
+  if data is None:
+    if required:
+      raise errors.AttachmentNotFoundError(errors.compose(
+          f"No message is attached under the key {key!r} to the graph "
+          f"variant {sorted(wanted)} of {handle!r}.",
+          "The module's publisher did not attach one (convert() carries over "
+          "exactly what the module had).",
+          "Pass required=False to get None, or one of the attached keys: "
+          f"{errors.choices(info.attached_messages)}.",
+          {"handle": handle, "format": info.format.value}), key=key)
+    return None
+  message = message_type()
+  message.ParseFromString(data)
+  return message
 
 
 def pick_variants(info: Any, tags: Any, train_tags: Any, *,
@@ -193,7 +267,11 @@ def _convert_here(handle, path, export_dir, infer, train, overwrite) -> None:
   """Builds and saves the TF2 object in this (eager) process."""
   from hub_adapter.tf1 import spec as spec_lib  # pylint: disable=g-import-not-at-top
   from hub_adapter.tf2 import creation  # pylint: disable=g-import-not-at-top
+  from hub_adapter import op_libraries  # pylint: disable=g-import-not-at-top
   spec = spec_lib.read_module_spec(path)
+  op_libraries.ensure_for_saved_model(
+      spec.saved_model, handle=handle, path=path, format=Format.TF1_HUB,
+      operation="convert")
   built = Converter(spec, infer, train, handle=handle).build()
   parent = os.path.dirname(export_dir)
   os.makedirs(parent, exist_ok=True)
@@ -203,6 +281,7 @@ def _convert_here(handle, path, export_dir, infer, train, overwrite) -> None:
     creation.save(built.root, temporary, signatures=built.signatures)
     _install(temporary, export_dir, overwrite, handle)
   finally:
+    built.cleanup()
     if os.path.isdir(temporary):
       shutil.rmtree(temporary, ignore_errors=True)
 
@@ -292,19 +371,34 @@ def _child_main() -> None:
 class Built:
   """What :class:`Converter` makes: the root object and its signatures."""
 
-  def __init__(self, root: Any, signatures: Dict[str, Any]):
+  def __init__(self, root: Any, signatures: Dict[str, Any],
+               scratch: Optional[List[str]] = None):
     self.root = root
     self.signatures = signatures
+    # Temporary folders of files the SavedModel copies (attachments); remove
+    # them after saving.
+    self.scratch = list(scratch or [])
+
+  def cleanup(self) -> None:
+    for folder in self.scratch:
+      shutil.rmtree(folder, ignore_errors=True)
 
 
 class _Variant:
   """One graph variant imported into a wrapped function."""
 
-  def __init__(self, tags, meta_graph, wrapped, tables):
+  def __init__(self, tags, meta_graph, wrapped, tables, gradients=None):
     self.tags = tags
     self.meta_graph = meta_graph
     self.wrapped = wrapped
     self.tables = tables
+    # Signature name -> v1_gradients.SignatureGradient (v1 control flow).
+    self.gradients = dict(gradients or {})
+
+  def element(self, info):
+    """The tensor, SparseTensor or RaggedTensor a ``TensorInfo`` names."""
+    return _tf().compat.v1.saved_model.utils.get_tensor_from_tensor_info(
+        info, self.wrapped.graph, import_scope=IMPORT_SCOPE)
 
   def tensor(self, name: str):
     return self.wrapped.graph.get_tensor_by_name(f"{IMPORT_SCOPE}/{name}")
@@ -338,6 +432,7 @@ class Converter:
     self._uid = uuid.uuid4().hex[:12]
     self._variables: Dict[str, Any] = {}
     self._assets: Dict[str, Any] = {}
+    self._scratch: List[str] = []
 
   # -- errors -----------------------------------------------------------------
   def _error(self, what: str, why: str, fix: str, **extra: Any):
@@ -371,20 +466,29 @@ class Converter:
         tables=infer.tables + (train.tables if train is not infer else []),
         assets=[self._assets[k] for k in sorted(self._assets)],
         infer=infer_functions, train=train_functions, losses=losses,
-        call_name=call_name)
-    signatures = {
-        name: root.signature_functions[name].get_concrete_function(
-            **self._input_specs(infer, name))
-        for name in infer_functions}
+        call_name=call_name,
+        attachments=self._attachments_asset())
+    signatures = {}
+    for name, function in infer_functions.items():
+      root.signature_functions[name].get_concrete_function(
+          **function.input_specs)
+      if function.composite:
+        # TF2 signatures take dense tensors: the components, named as
+        # tf.saved_model.load names them for a TF1 signature.
+        signatures[name] = root.flat_signature_functions[
+            name].get_concrete_function(**function.flat_input_specs())
+      else:
+        signatures[name] = root.signature_functions[
+            name].get_concrete_function(**function.input_specs)
     for name, function in root.train_signatures.items():
-      function.get_concrete_function(**self._input_specs(train, name))
+      function.get_concrete_function(**train_functions[name].input_specs)
     for loss in root.regularization_losses:
       loss.get_concrete_function()
     if call_name is not None:
-      spec = self._call_input_spec(infer, call_name)
+      spec = infer_functions[call_name].call_input_spec()
       root.__call__.get_concrete_function(spec, training=False)
       root.__call__.get_concrete_function(spec, training=True)
-    return Built(root, signatures)
+    return Built(root, signatures, self._scratch)
 
   # -- variables --------------------------------------------------------------
   def _variable_defs(self, tags) -> Dict[str, Any]:
@@ -474,6 +578,7 @@ class Converter:
   def _prepared_graph_def(self, tags):
     """A copy of a variant's graph_def ready to import into a function."""
     from hub_adapter.tf1 import graph_surgery  # pylint: disable=g-import-not-at-top
+    from hub_adapter.tf1 import ref_variables  # pylint: disable=g-import-not-at-top
     meta_graph = graph_surgery.copy_meta_graph(
         self._spec.get_meta_graph(tags))
     unknown = graph_surgery.missing_ops(meta_graph)
@@ -490,16 +595,19 @@ class Converter:
       for attr in _PLACEMENT_ATTRS:
         if attr in node.attr:
           del node.attr[attr]
-      if node.op in _REF_VARIABLE_OPS:
-        raise self._error(
-            f"its graph holds TF1 reference variables ({node.op} "
-            f"{node.name!r}).",
-            "Reference variables cannot be shared with TF2 functions; only "
-            "resource variables (VarHandleOp) can.",
-            "Re-export the module with resource variables "
-            "(tf.compat.v1.enable_resource_variables() before "
-            "create_module_spec), or fine-tune it in TF1 compat mode with "
-            "hub_adapter.load(handle, trainable=True).")
+    try:
+      ref_variables.to_resource_variables(meta_graph)
+    except ref_variables.RefRewriteError as e:
+      raise self._error(
+          f"its graph uses a TF1 reference variable in {e.op} node "
+          f"{e.node!r}, which has no resource-variable equivalent.",
+          f"Reference variables are rewritten as resource variables (TF2 "
+          f"functions can only share those), but {e.why}.",
+          "Re-export the module with resource variables "
+          "(tf.compat.v1.enable_resource_variables() before "
+          "create_module_spec), or fine-tune it in TF1 compat mode with "
+          "hub_adapter.load(handle, trainable=True).",
+          node=e.node, op=e.op) from e
     return meta_graph
 
   def _asset(self, path: str):
@@ -511,6 +619,9 @@ class Converter:
   def _import_variant(self, tags) -> _Variant:
     tf = _tf()
     meta_graph = self._prepared_graph_def(tags)
+    gradients = {}
+    if v1_gradients.has_v1_control_flow(meta_graph):
+      gradients = self._add_gradients(meta_graph, tags)
     graph_def = meta_graph.graph_def
     nodes = {node.name: node for node in graph_def.node}
     variables = {name: var for name, var in self._variables.items()
@@ -546,7 +657,7 @@ class Converter:
 
     wrapped = tf.compat.v1.wrap_function(body, signature=[])
     variant = _Variant(frozenset(tags), meta_graph, wrapped,
-                       list(tables.values()))
+                       list(tables.values()), gradients)
     self._initialize_tables(variant, tables)
     return variant
 
@@ -566,48 +677,105 @@ class Converter:
       table.set_initializer(variant.wrapped.prune(feeds=[], fetches=ops))
       table.initialize_now()
 
+  # -- v1 control flow ----------------------------------------------------------
+  def _add_gradients(self, meta_graph, tags) -> Dict[str, Any]:
+    """Builds the backward passes of a variant with v1 control flow."""
+    names = [node.name for node in meta_graph.graph_def.node
+             if node.op in _VARIABLE_OPS]
+    try:
+      gradients = v1_gradients.add_gradient_graphs(meta_graph, names)
+    except v1_gradients.GradientError as e:
+      raise self._error(
+          f"the graph variant {sorted(tags)} uses v1 control flow that "
+          "cannot be differentiated ahead of time.",
+          f"TF2 functions loaded from a SavedModel cannot differentiate v1 "
+          f"while loops and conds themselves, so convert() builds their "
+          f"gradients with TF1's machinery first, and here {e}.",
+          "Fine-tune this module in TF1 compat mode "
+          "(hub_adapter.load(handle, trainable=True)), or re-export it with "
+          "control flow v2 (tf.compat.v1.enable_control_flow_v2() before "
+          "create_module_spec).") from e
+    for node in meta_graph.graph_def.node:
+      node.device = ""
+      for attr in _PLACEMENT_ATTRS:
+        if attr in node.attr:
+          del node.attr[attr]
+    return gradients
+
+  # -- attached messages --------------------------------------------------------
+  def _attachments_asset(self):
+    """The module's attached messages as an asset file, or None."""
+    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
+    holder = saved_model_pb2.SavedModel()
+    found = False
+    for tags in sorted({self._infer_tags, self._train_tags}, key=sorted):
+      source = self._spec.get_meta_graph(tags)
+      collection = source.collection_def.get(ATTACHMENTS_COLLECTION)
+      meta_graph = holder.meta_graphs.add()
+      meta_graph.meta_info_def.tags.extend(sorted(tags))
+      if collection is not None and collection.bytes_list.value:
+        meta_graph.collection_def[ATTACHMENTS_COLLECTION].CopyFrom(collection)
+        found = True
+    if not found:
+      return None
+    folder = tempfile.mkdtemp(prefix="hub_adapter_attachments_")
+    self._scratch.append(folder)
+    path = os.path.join(folder, ATTACHMENTS_ASSET)
+    with open(path, "wb") as f:
+      f.write(holder.SerializeToString())
+    return _tf().saved_model.Asset(path)
+
   # -- functions --------------------------------------------------------------
-  def _input_specs(self, variant: _Variant, name: str) -> Dict[str, Any]:
-    tf = _tf()
-    signature = variant.meta_graph.signature_def[name]
-    specs = {}
-    for key, info in signature.inputs.items():
-      specs[key] = tf.TensorSpec(tf.TensorShape(info.tensor_shape),
-                                 tf.dtypes.as_dtype(info.dtype), name=key)
-    return specs
-
-  def _call_input_spec(self, variant: _Variant, name: str):
-    specs = self._input_specs(variant, name)
-    if len(specs) == 1:
-      return next(iter(specs.values()))
-    return specs
-
   def _signature_functions(self, variant: _Variant, with_updates: bool
-                           ) -> Dict[str, Any]:
-    """Signature name -> (input names, pruned function)."""
+                           ) -> Dict[str, "_SignatureFunction"]:
+    """Signature name -> its pruned functions."""
+    tf = _tf()
     result = {}
     updates = self._update_ops(variant) if with_updates else []
     for name, signature in sorted(variant.meta_graph.signature_def.items()):
-      for kind, infos in (("input", signature.inputs),
-                          ("output", signature.outputs)):
-        composite = sorted(k for k, v in infos.items()
-                           if v.WhichOneof("encoding") != "name")
-        if composite:
-          raise self._error(
-              f"the signature {name!r} has sparse or composite {kind}s "
-              f"{errors.choices(composite)}.",
-              "TF2 signatures take and return dense tensors only.",
-              "Use this module in TF1 compat mode "
-              "(hub_adapter.load(handle, trainable=True)).")
       input_names = sorted(signature.inputs)
-      feeds = [variant.tensor(signature.inputs[k].name) for k in input_names]
-      fetches = {k: variant.tensor(v.name)
-                 for k, v in signature.outputs.items()}
+      elements = {k: variant.element(signature.inputs[k])
+                  for k in input_names}
+      feeds = []
+      for key in input_names:
+        feeds.extend(tf.nest.flatten(elements[key], expand_composites=True))
+      fetches = {k: variant.element(v) for k, v in signature.outputs.items()}
       fed = {t.op for t in feeds}
       extra = [op for op in updates if _placeholders(op, fed) <= fed]
       pruned = variant.wrapped.prune(feeds=feeds, fetches=(fetches, extra))
-      result[name] = (input_names, pruned)
+      specs = {k: _input_spec(tf, signature.inputs[k], elements[k], k)
+               for k in input_names}
+      backward = None
+      gradient = variant.gradients.get(name)
+      if gradient is not None:
+        backward = self._backward(variant, gradient, feeds, input_names)
+      result[name] = _SignatureFunction(input_names, specs, pruned, backward)
     return result
+
+  def _backward(self, variant: _Variant, gradient, feeds, input_names
+                ) -> "_Backward":
+    """Prunes the backward function of a signature (see v1_gradients)."""
+    incoming = [variant.tensor(n) for n in gradient.incoming]
+    fetches, slots = [], []
+    variables, inputs = [], []
+    for target in gradient.targets:
+      if target.kind == "variable":
+        variables.append(self._variables[target.name])
+        slot = ("variable", len(variables) - 1)
+      else:
+        slot = ("input", input_names.index(target.name))
+      if target.grad is None:
+        continue
+      if target.indices is not None:
+        fetches.append((variant.tensor(target.grad),
+                        variant.tensor(target.indices),
+                        variant.tensor(target.dense_shape)))
+      else:
+        fetches.append((variant.tensor(target.grad),))
+      slots.append(slot)
+    pruned = variant.wrapped.prune(feeds=feeds + incoming, fetches=fetches)
+    return _Backward(pruned, tuple(gradient.outputs), tuple(slots),
+                     tuple(variables))
 
   def _update_ops(self, variant: _Variant) -> List[Any]:
     collection = variant.meta_graph.collection_def.get("update_ops")
@@ -722,15 +890,204 @@ def _table_class():
   return ImportedTable
 
 
+def _input_spec(tf, info, element, name: str):
+  """The ``tf.TypeSpec`` a signature input is traced with."""
+  encoding = info.WhichOneof("encoding")
+  shape = tf.TensorShape(info.tensor_shape)
+  if encoding == "coo_sparse":
+    return tf.SparseTensorSpec(shape, tf.dtypes.as_dtype(info.dtype))
+  if encoding == "composite_tensor":
+    return tf.type_spec_from_value(element)
+  return tf.TensorSpec(shape, tf.dtypes.as_dtype(info.dtype), name=name)
+
+
+def _flat_names(name: str, spec) -> List[str]:
+  """The component names ``tf.saved_model.load`` gives a TF1 signature's
+  sparse (``x_indices``, ``x_values``, ``x_dense_shape``) or other
+  composite (``x_component_0``, ...) input."""
+  tf = _tf()
+  if isinstance(spec, tf.SparseTensorSpec):
+    return [f"{name}_indices", f"{name}_values", f"{name}_dense_shape"]
+  count = len(tf.nest.flatten(spec, expand_composites=True))
+  return [f"{name}_component_{i}" for i in range(count)]
+
+
+class _Backward:
+  """The ahead-of-time backward pass of a signature (v1 control flow).
+
+  Attributes:
+    function: Pruned function: (flat inputs..., incoming gradients of
+      ``outputs``...) -> one tuple per differentiable target, (dense grad,)
+      or (values, indices, dense_shape).
+    outputs: The float output keys the incoming gradients belong to.
+    slots: Per fetched tuple, ("input", input position) or ("variable",
+      index into ``variables``).
+    variables: The variables that are differentiated, in ``slots`` order.
+  """
+
+  def __init__(self, function, outputs, slots, variables):
+    self.function = function
+    self.outputs = outputs
+    self.slots = slots
+    self.variables = variables
+
+
+class _SignatureFunction:
+  """A signature of one graph variant, as pruned functions.
+
+  Attributes:
+    input_names: The signature's input keys, sorted.
+    input_specs: Input key -> ``tf.TypeSpec`` (sparse and ragged inputs keep
+      their kind).
+    forward: Pruned function: flat input components -> (outputs dict, update
+      ops).
+    backward: A :class:`_Backward` for variants with v1 control flow, else
+      None (TensorFlow differentiates ``forward`` itself).
+  """
+
+  def __init__(self, input_names, input_specs, forward, backward):
+    self.input_names = list(input_names)
+    self.input_specs = dict(input_specs)
+    self.forward = forward
+    self.backward = backward
+
+  @property
+  def composite(self) -> bool:
+    tf = _tf()
+    return any(not isinstance(s, tf.TensorSpec)
+               for s in self.input_specs.values())
+
+  def call_input_spec(self):
+    if len(self.input_specs) == 1:
+      return next(iter(self.input_specs.values()))
+    return dict(self.input_specs)
+
+  def flat_input_specs(self) -> Dict[str, Any]:
+    tf = _tf()
+    result = {}
+    for key in self.input_names:
+      spec = self.input_specs[key]
+      if isinstance(spec, tf.TensorSpec):
+        result[key] = spec
+        continue
+      parts = tf.nest.flatten(spec, expand_composites=True)
+      for flat_name, part in zip(_flat_names(key, spec), parts):
+        result[flat_name] = tf.TensorSpec(part.shape, part.dtype,
+                                          name=flat_name)
+    return result
+
+  def flat_args(self, inputs: Mapping[str, Any]) -> List[Any]:
+    tf = _tf()
+    args = []
+    for key in self.input_names:
+      args.extend(tf.nest.flatten(inputs[key], expand_composites=True))
+    return args
+
+  def run(self, inputs: Mapping[str, Any]) -> Dict[str, Any]:
+    """Applies the signature to ``inputs`` (keyed by input name)."""
+    args = self.flat_args(inputs)
+    if self.backward is None:
+      outputs, _ = self.forward(*args)
+      return outputs
+    return _run_with_backward(self, args)
+
+
+def _run_with_backward(function: _SignatureFunction, args: List[Any]
+                       ) -> Dict[str, Any]:
+  """Calls ``function.forward`` with ``function.backward`` as its gradient.
+
+  The variables the backward pass differentiates are read here and passed
+  in as extra arguments (one each), so their gradients reach them through
+  these reads (``tf.custom_gradient`` needs no ``variables`` argument).
+  """
+  tf = _tf()
+  backward = function.backward
+  reads = [v.read_value() for v in backward.variables]
+  count = len(args)
+  template = {}
+
+  @tf.custom_gradient
+  def forward(*values):
+    outputs, _ = function.forward(*values[:count])
+    template["outputs"] = outputs
+    flat = tf.nest.flatten(outputs, expand_composites=True)
+    positions, index = {}, 0
+    for key in sorted(outputs):
+      positions[key] = index
+      index += len(tf.nest.flatten(outputs[key], expand_composites=True))
+
+    def grad(*upstream):
+      incoming = []
+      for key in backward.outputs:
+        value = upstream[positions[key]]
+        incoming.append(tf.zeros_like(outputs[key]) if value is None
+                        else tf.convert_to_tensor(value))
+      results = backward.function(*values[:count], *incoming)
+      input_grads = [None] * count
+      variable_grads = [None] * len(reads)
+      for (kind, index_), result in zip(backward.slots, results):
+        if len(result) == 3:
+          value = tf.IndexedSlices(result[0], result[1], result[2])
+        else:
+          value = result[0]
+        if kind == "input":
+          # The input's components: a dense input has exactly one.
+          position = sum(
+              len(tf.nest.flatten(function.input_specs[k],
+                                  expand_composites=True))
+              for k in function.input_names[:index_])
+          input_grads[position] = value
+        else:
+          variable_grads[index_] = value
+      return input_grads + variable_grads
+
+    return flat, grad
+
+  flat = forward(*args, *reads)
+  return tf.nest.pack_sequence_as(template["outputs"], list(flat),
+                                  expand_composites=True)
+
+
+def _flat_outputs(outputs: Mapping[str, Any]) -> Dict[str, Any]:
+  """Dense outputs as they are; a sparse output ``y`` as ``y_indices``,
+  ``y_values``, ``y_dense_shape``; another composite as ``y_component_i``."""
+  tf = _tf()
+  result = {}
+  for key, value in outputs.items():
+    if isinstance(value, tf.SparseTensor):
+      result[f"{key}_indices"] = value.indices
+      result[f"{key}_values"] = value.values
+      result[f"{key}_dense_shape"] = value.dense_shape
+    elif isinstance(value, tf.Tensor):
+      result[key] = value
+    else:
+      for i, part in enumerate(tf.nest.flatten(value, expand_composites=True)):
+        result[f"{key}_component_{i}"] = part
+  return result
+
+
 def _make_root(*, variables, tables, assets, infer, train, losses,
-               call_name):
+               call_name, attachments=None):
   """The object saved as the SavedModel's root."""
   tf = _tf()
 
-  def signature_function(input_names, pruned):
+  def signature_function(function: _SignatureFunction):
     def run(**inputs):
-      outputs, _ = pruned(*[inputs[k] for k in input_names])
-      return outputs
+      return function.run(inputs)
+    return tf.function(run, autograph=False)
+
+  def flat_signature_function(function: _SignatureFunction):
+    def run(**flat):
+      inputs = {}
+      for key in function.input_names:
+        spec = function.input_specs[key]
+        if isinstance(spec, tf.TensorSpec):
+          inputs[key] = flat[key]
+        else:
+          parts = [flat[n] for n in _flat_names(key, spec)]
+          inputs[key] = tf.nest.pack_sequence_as(spec, parts,
+                                                 expand_composites=True)
+      return _flat_outputs(function.run(inputs))
     return tf.function(run, autograph=False)
 
   class Converted(tf.Module):
@@ -749,31 +1106,36 @@ def _make_root(*, variables, tables, assets, infer, train, losses,
                                       if not v.trainable]
       self.tables = list(tables)
       self.assets = list(assets)
+      if attachments is not None:
+        self.attached_messages_asset = attachments
       self.signature_functions = {
-          name: signature_function(*item) for name, item in infer.items()}
+          name: signature_function(item) for name, item in infer.items()}
+      self.flat_signature_functions = {
+          name: flat_signature_function(item)
+          for name, item in infer.items() if item.composite}
       self.train_signatures = {
-          name: signature_function(*item) for name, item in train.items()}
+          name: signature_function(item) for name, item in train.items()}
       self.regularization_losses = [
           tf.function(pruned, input_signature=[], autograph=False)
           for pruned in losses]
 
   root = Converted()
   if call_name is not None:
-    infer_names, infer_fn = infer[call_name]
-    train_item = train.get(call_name, infer[call_name])
+    infer_item = infer[call_name]
+    train_item = train.get(call_name, infer_item)
 
-    def apply(names, pruned, inputs):
+    def apply(function: _SignatureFunction, inputs):
       if not isinstance(inputs, Mapping):
-        inputs = {names[0]: inputs}
-      outputs, _ = pruned(*[inputs[k] for k in names])
+        inputs = {function.input_names[0]: inputs}
+      outputs = function.run(inputs)
       if DEFAULT_SIGNATURE in outputs:
         return outputs[DEFAULT_SIGNATURE]
       return outputs
 
     def call(inputs, training=False):
       if training:
-        return apply(train_item[0], train_item[1], inputs)
-      return apply(infer_names, infer_fn, inputs)
+        return apply(train_item, inputs)
+      return apply(infer_item, inputs)
 
     root.__call__ = tf.function(call, autograph=False)
   return root

@@ -13,6 +13,17 @@ Settings (arguments win over environment variables):
 - ``HUB_ADAPTER_HTTP_RETRIES``: retries after the first attempt (default 4);
 - ``HUB_ADAPTER_HTTP_BACKOFF``: the first wait in seconds, doubled after each
   retry and capped at 30 (default 1).
+
+Progress (:class:`ProgressBar`) is a ``tqdm`` bar when the stream is a
+terminal; otherwise (logs, CI, pipes) a few plain lines formatted by tqdm,
+since a bar redrawn with carriage returns garbles a log file. Downloads are
+logged with ``absl.logging`` at INFO, retries at WARNING.
+
+What is still written here rather than taken from a library: the retry loop
+and the sorting of faults into transient and permanent ones. ``urllib3``'s
+``Retry`` or ``requests`` would add a dependency (and a second TLS stack
+beside the ``ssl`` context tensorflow_hub configures) for a loop of a few
+lines, and would not name the cause of each fault as the messages here do.
 """
 from __future__ import annotations
 
@@ -20,10 +31,14 @@ import http.client
 import os
 import socket
 import ssl
+import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Callable, Optional
+from typing import Callable, Optional, TextIO, Union
+
+from absl import logging
+import tqdm
 
 from hub_adapter import errors
 
@@ -39,6 +54,88 @@ USER_AGENT = "hub_adapter/0.1 (+tensorflow_hub compatible)"
 _CHUNK = 1 << 16
 
 Progress = Callable[[int, Optional[int]], None]
+
+PLAIN_INTERVAL = 0.5
+"""Seconds between plain progress lines (when no terminal is attached)."""
+
+
+def _isatty(stream) -> bool:
+  try:
+    return bool(stream.isatty())
+  except (AttributeError, ValueError, OSError):
+    return False
+
+
+def _terminal_size(stream) -> tuple:
+  try:
+    return tuple(os.get_terminal_size(stream.fileno()))
+  except (AttributeError, ValueError, OSError):
+    return (0, 0)
+
+
+class ProgressBar:
+  """Download progress of one URL, as a :data:`Progress` callback.
+
+  On a terminal it draws a ``tqdm`` bar (bytes, rate, time left). On anything
+  else it writes a plain line, formatted by tqdm, at most every
+  :data:`PLAIN_INTERVAL` seconds when the percentage moved, and one when the
+  download completes. A retry that starts again from byte 0 restarts the
+  bar. Call :meth:`close` (or use it as a context manager) at the end.
+
+  Args:
+    url: The URL, shown before the progress.
+    stream: Where to write (default: ``sys.stderr`` at the time of the call).
+  """
+
+  def __init__(self, url: str, stream: Optional[TextIO] = None):
+    self._desc = f"Downloading {url}"
+    self._stream = stream if stream is not None else sys.stderr
+    self.is_bar = _isatty(self._stream)
+    self._bar: Optional[tqdm.tqdm] = None
+    self._start = time.monotonic()
+    self._last = -PLAIN_INTERVAL
+    self._last_pct = -1
+
+  def __call__(self, done: int, total: Optional[int]) -> None:
+    if self.is_bar:
+      if self._bar is None or done < self._bar.n:
+        if self._bar is not None:
+          self._bar.close()
+        # A terminal that reports no size (a fresh pty) would get no bar.
+        sized = min(_terminal_size(self._stream)) > 0
+        self._bar = tqdm.tqdm(
+            total=total, desc=self._desc, unit="B", unit_scale=True,
+            unit_divisor=1024, file=self._stream, dynamic_ncols=sized,
+            ncols=None if sized else 80, nrows=None if sized else 24,
+            leave=True, mininterval=0.1)
+      self._bar.update(done - self._bar.n)
+      return
+    now = time.monotonic()
+    finished = total is not None and done >= total
+    if not finished and now - self._last < PLAIN_INTERVAL:
+      return
+    if total:
+      pct = int(100 * done / total)
+      if pct == self._last_pct and not finished:
+        return
+      self._last_pct = pct
+    self._last = now
+    self._stream.write(tqdm.tqdm.format_meter(
+        done, total, now - self._start, prefix=self._desc, unit="B",
+        unit_scale=True, unit_divisor=1024, ascii=True) + "\n")
+    self._stream.flush()
+
+  def close(self) -> None:
+    """Ends the bar (a no-op for plain lines)."""
+    if self._bar is not None:
+      self._bar.close()
+      self._bar = None
+
+  def __enter__(self) -> "ProgressBar":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
 
 
 class _Transient(Exception):
@@ -152,7 +249,7 @@ def _attempt(url: str, dest: str, timeout: float,
 def download(url: str, dest: str, *, handle: Optional[str] = None,
              timeout: Optional[float] = None, retries: Optional[int] = None,
              backoff: Optional[float] = None,
-             progress: Optional[Progress] = None,
+             progress: Union[Progress, bool, None] = None,
              context: Optional[ssl.SSLContext] = None) -> int:
   """Downloads ``url`` into the file ``dest`` (overwritten).
 
@@ -166,7 +263,8 @@ def download(url: str, dest: str, *, handle: Optional[str] = None,
       ``HUB_ADAPTER_HTTP_RETRIES``, default 4).
     backoff: First wait between attempts in seconds, doubling, capped at 30
       (env ``HUB_ADAPTER_HTTP_BACKOFF``, default 1).
-    progress: Called with (bytes so far, total or None) as data arrives.
+    progress: Called with (bytes so far, total or None) as data arrives;
+      True shows a :class:`ProgressBar` on stderr.
     context: The SSL context for https (tensorflow_hub's, so that
       ``TFHUB_DISABLE_CERT_VALIDATION`` is honoured).
 
@@ -179,17 +277,30 @@ def download(url: str, dest: str, *, handle: Optional[str] = None,
     OSError: writing ``dest`` failed (e.g. the disk is full).
   """
   timeout, retries, backoff = settings(timeout, retries, backoff)
+  if progress is True:
+    with ProgressBar(url) as bar:
+      return download(url, dest, handle=handle, timeout=timeout,
+                      retries=retries, backoff=backoff, progress=bar,
+                      context=context)
+  progress = progress or None
+  logging.info("hub_adapter: downloading %s", url)
   attempts = 0
   while True:
     attempts += 1
     try:
-      return _attempt(url, dest, timeout, progress, context)
+      size = _attempt(url, dest, timeout, progress, context)
+      logging.info("hub_adapter: downloaded %s (%d bytes)", url, size)
+      return size
     except _Permanent as e:
       cause, transient = str(e), False
     except _Transient as e:
       cause, transient = str(e), True
     if transient and attempts <= retries:
-      time.sleep(min(backoff * 2 ** (attempts - 1), MAX_BACKOFF))
+      wait = min(backoff * 2 ** (attempts - 1), MAX_BACKOFF)
+      logging.warning("hub_adapter: downloading %s: %s; retrying in %g s "
+                      "(attempt %d of %d).", url, cause, wait, attempts + 1,
+                      retries + 1)
+      time.sleep(wait)
       continue
     with_timeout = (f" after {timeout:g} s (set {TIMEOUT_ENV} to change)"
                     if cause == "timed out" else "")
@@ -207,5 +318,5 @@ def download(url: str, dest: str, *, handle: Optional[str] = None,
         transient=transient)
 
 
-__all__ = ["download", "settings", "TIMEOUT_ENV", "RETRIES_ENV",
-           "BACKOFF_ENV"]
+__all__ = ["download", "settings", "ProgressBar", "TIMEOUT_ENV",
+           "RETRIES_ENV", "BACKOFF_ENV"]

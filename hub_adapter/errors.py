@@ -116,6 +116,16 @@ class InputError(HubAdapterError, ValueError):
   """Inputs given to a model do not match its signature."""
 
 
+class UnknownOpError(BackendUnavailableError, ModelFormatError):
+  """A model uses ops that neither TensorFlow nor any library in
+  hub_adapter's op-library table registers.
+
+  It is a ``BackendUnavailableError`` (a library may be missing) and a
+  ``ModelFormatError`` (the model may simply be broken or too new), so code
+  that caught either before keeps working.
+  """
+
+
 class UnsafeModelError(HubAdapterError, PermissionError):
   """``load(..., safe=True)`` found ops that touch files, network or code."""
 
@@ -123,7 +133,8 @@ class UnsafeModelError(HubAdapterError, PermissionError):
 __all__ = [
     "HubAdapterError", "UnsupportedOperationError", "BackendUnavailableError",
     "HandleError", "ArchiveError", "CacheError", "ModelFormatError",
-    "SignatureError", "InputError", "UnsafeModelError", "compose", "choices",
+    "SignatureError", "InputError", "UnsafeModelError", "UnknownOpError",
+    "compose", "choices",
 ]
 
 
@@ -152,3 +163,51 @@ class GraphMismatchError(HubAdapterError, RuntimeError):
 
 __all__ += ["TagSetError", "InputTypeError", "AttachmentNotFoundError",
             "OutputSelectionError", "GraphMismatchError"]
+
+
+# Added for Keras 3 backends other than TensorFlow (hub_adapter.keras_layers.
+# jax_backend): what the backend cannot run, with the remedy.
+class UnsupportedBackendError(HubAdapterError, NotImplementedError):
+  """A model cannot run as a Keras layer on the running Keras backend.
+
+  Raised by :class:`hub_adapter.KerasLayer` at construction (or, for
+  ``jax.jit``, at the first staged call) with the reason and remedy of the
+  limit in :mod:`hub_adapter.backend_support`.
+
+  Attributes:
+    backend: The Keras backend (``keras.backend.backend()``).
+    limit: The limit hit (a ``backend_support.Limit`` value).
+    reason: Why it cannot work.
+    remedy: What to do instead.
+    handle: The model's handle, if known.
+  """
+
+
+__all__ += ["UnsupportedBackendError"]
+
+
+# Added for drop-in parity with tensorflow_hub: where tensorflow_hub raises
+# ValueError, these stay catchable as ValueError.
+class UnsupportedTrainingError(UnsupportedOperationError, ValueError):
+  """``KerasLayer(trainable=True)`` on a path that cannot be trained: a TF1
+  Hub module in TF2, or a SavedModel signature (tensorflow_hub raises
+  ValueError for both).
+
+  Args:
+    first: tensorflow_hub's sentence for the case, which leads the message.
+    **kwargs: As for :class:`UnsupportedOperationError`.
+  """
+
+  def __init__(self, *, first: str = "", **kwargs: Any):
+    super().__init__(**kwargs)
+    if first:
+      self.message = f"{first}\n{self.message}"
+      self.args = (self.message,)
+
+
+class HandleTypeError(HandleError, ValueError):
+  """A handle that is not a string or path (tensorflow_hub raises
+  ValueError: "Expected a string, got ...")."""
+
+
+__all__ += ["UnsupportedTrainingError", "HandleTypeError"]

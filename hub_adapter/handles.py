@@ -28,7 +28,6 @@ import os
 import re
 import sys
 import tempfile
-import time
 import urllib.parse
 from typing import Callable, Optional, Union
 
@@ -92,9 +91,12 @@ def parse_handle(handle: Handle) -> ParsedHandle:
     The :class:`ParsedHandle`.
 
   Raises:
-    HandleError: the handle is not a string/path, is empty, names a local
-      path that does not exist, or uses an unknown URL scheme.
+    HandleTypeError: the handle is not a string or path (a HandleError and
+      a ValueError, as tensorflow_hub raises).
+    HandleError: the handle is empty, names a local path that does not
+      exist, or uses an unknown URL scheme.
   """
+  given = handle
   if isinstance(handle, os.PathLike):
     handle = os.fspath(handle)
   if isinstance(handle, bytes):
@@ -103,10 +105,12 @@ def parse_handle(handle: Handle) -> ParsedHandle:
     except UnicodeDecodeError:
       handle = None
   if not isinstance(handle, str):
-    raise _handle_error(
-        f"A handle must be a string or path, not {type(handle).__name__}.",
+    # tensorflow_hub's sentence first (and a ValueError, as there).
+    raise errors.HandleTypeError(errors.compose(
+        f"Expected a string, got {given!r}: a handle must be a string or "
+        f"path, not {type(given).__name__}.",
         f"Accepted handles: {_forms()}.", "Pass one of those as a string.",
-        None if handle is None else repr(handle))
+        {"handle": repr(given)}), handle=repr(given))
   if not handle.strip() or "\x00" in handle:
     raise _handle_error(
         f"Handle {handle!r} is empty or holds a NUL character.",
@@ -150,14 +154,78 @@ def parse_handle(handle: Handle) -> ParsedHandle:
         "Pass the model folder (for a saved_model.pb, the folder holding "
         "it), or an archive whose name ends in .tar.gz, .tgz or .tar.",
         handle, path=path)
-  hint = ""
-  if _HUB_PATH.match(handle) and not os.path.isabs(handle):
-    hint = (f" It looks like a tfhub.dev path; the handle for that is "
-            f"https://tfhub.dev/{handle}.")
+  hint = "" if os.path.isabs(handle) else model_page_hint(handle)
   raise _handle_error(
       f"Model handle {handle!r} does not exist.",
       f"No file or folder {path!r} exists, and the handle is not a URL." + hint,
       f"Pass one of: {_forms()}.", handle, path=path)
+
+
+# Kaggle's model frameworks, as they appear (case aside) in Kaggle handles
+# owner/model/framework/variation/version.
+KAGGLE_FRAMEWORKS = frozenset({
+    "tensorflow1", "tensorflow2", "tflite", "tfjs", "coral", "keras",
+    "pytorch", "jax", "flax", "transformers", "gguf", "scikitlearn", "other",
+})
+
+
+def kaggle_url(handle: str) -> Optional[str]:
+  """The model URL for a Kaggle handle, or None if it is not one.
+
+  ``owner/model/framework/variation/version`` (the form Kaggle shows and
+  kagglehub takes, e.g. ``google/nnlm/tensorFlow2/en-dim50/1``) becomes
+  ``https://www.kaggle.com/models/owner/model/frameworks/framework/
+  variations/variation/versions/version``, the form tensorflow_hub fetches
+  with ``?tf-hub-format=compressed`` appended. Without the version the
+  result ends in ``versions/`` and is not loadable: a version is needed.
+
+  Args:
+    handle: A string that is not a local path or URL.
+
+  Returns:
+    The URL, or None.
+  """
+  parts = handle.strip("/").split("/")
+  if len(parts) not in (4, 5) or parts[2].lower() not in KAGGLE_FRAMEWORKS:
+    return None
+  if not all(re.match(r"^[A-Za-z0-9_.-]+$", p) for p in parts):
+    return None
+  owner, model, framework, variation = parts[:4]
+  version = parts[4] if len(parts) == 5 else ""
+  return (f"https://www.kaggle.com/models/{owner}/{model}/frameworks/"
+          f"{framework}/variations/{variation}/versions/{version}")
+
+
+def model_page_hint(handle: str) -> str:
+  """A sentence telling which URL a bare model path stands for, or "".
+
+  tensorflow_hub (like hub_adapter) takes a string without a scheme as a
+  local path; model handles without ``https://`` are a common slip.
+
+  Args:
+    handle: A relative path that does not exist.
+
+  Returns:
+    The hint, starting with a space, or "".
+  """
+  lowered = handle.lower()
+  if lowered.startswith(("tfhub.dev/", "www.kaggle.com/", "kaggle.com/",
+                         "hub.tensorflow.google.cn/")):
+    return (f" It looks like a model URL without its scheme; write it as "
+            f"https://{handle}.")
+  url = kaggle_url(handle)
+  if url is not None:
+    if url.endswith("/versions/"):
+      return (" It looks like a Kaggle model handle (owner/model/framework/"
+              "variation/version) without its version; its URL is "
+              f"{url}N, with N the version number (see the model's page on "
+              "kaggle.com).")
+    return (" It looks like a Kaggle model handle (owner/model/framework/"
+            f"variation/version); the URL for it is {url}.")
+  if _HUB_PATH.match(handle):
+    return (f" It looks like a tfhub.dev path; the handle for that is "
+            f"https://tfhub.dev/{handle}.")
+  return ""
 
 
 def _hub_modules():
@@ -259,9 +327,11 @@ def check_model_folder(folder: str, handle: Optional[str]) -> str:
   inspect_lib.check_folder_exists(folder, handle)
   root = model_root(folder)
   if root is None:
+    # tensorflow_hub's sentence first.
     raise errors.ModelFormatError(errors.compose(
-        f"{handle or folder!r} is not a model: it has neither "
-        "saved_model.pb nor saved_model.pbtxt.",
+        "Trying to load a model of incompatible/unknown type. "
+        f"'{folder}' contains neither 'saved_model.pb' nor "
+        f"'saved_model.pbtxt': {handle or folder!r} is not a model.",
         f"Found: {inspect_lib._listing(folder)}.",  # pylint: disable=protected-access
         "Point the handle at the folder holding saved_model.pb (TF1 Hub "
         "modules also have tfhub_module.pb there).",
@@ -279,37 +349,6 @@ def _trust_existing(entry: str) -> bool:
   info = inspect_lib.inspect_folder(root)
   integrity.check_folder(info, entry)
   return True
-
-
-class _Progress:
-  """Prints download progress on stderr, at most a few lines a second."""
-
-  def __init__(self, url: str, stream=None):
-    self._url = url
-    self._stream = stream or sys.stderr
-    self._last = 0.0
-    self._last_pct = -1
-
-  def __call__(self, done: int, total: Optional[int]) -> None:
-    now = time.monotonic()
-    finished = total is not None and done >= total
-    if not finished and now - self._last < 0.5:
-      return
-    if total:
-      pct = int(100 * done / total)
-      if pct == self._last_pct and not finished:
-        return
-      self._last_pct = pct
-      text = f"{pct:3d}% ({_size(done)} of {_size(total)})"
-    else:
-      text = f"{_size(done)}"
-    self._last = now
-    self._stream.write(f"Downloading {self._url}: {text}\n")
-    self._stream.flush()
-
-
-def _size(n: float) -> str:
-  return importlib.import_module("hub_adapter.inspection").format_bytes(n)
 
 
 def _populate_from_file(archive: str, handle: str, source: str
@@ -360,7 +399,7 @@ def _populate_from_url(handle: str, progress: bool) -> Callable[[str], None]:
     except (ImportError, AttributeError):
       context = None
     download.download(url, archive, handle=handle,
-                      progress=_Progress(url) if progress else None,
+                      progress=bool(progress),
                       context=context)
     if progress:
       sys.stderr.write(f"Extracting {url}\n")
@@ -471,5 +510,6 @@ def fetch(handle: Handle, progress: bool = True) -> str:
 
 
 __all__ = ["resolve", "fetch", "parse_handle", "ParsedHandle", "download_url",
+           "kaggle_url", "model_page_hint",
            "cache_dir", "cache_key", "check_model_folder", "model_root",
            "ACCEPTED_FORMS"]

@@ -192,7 +192,8 @@ def _parsed_once(path: str, file: str, handle: Optional[str],
 
 
 def _parse_saved_model(path: str, file: str, handle: Optional[str]):
-  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  saved_model_pb2 = proto_readers.tf_proto_module(
+      "tensorflow.core.protobuf.saved_model_pb2")  # Without TF's import.
   data = _read_bytes(path, file, handle)
   proto = saved_model_pb2.SavedModel()
   try:
@@ -273,11 +274,7 @@ def read_module_def(path: str, handle: Optional[str] = None
 
 def dtype_name(enum_value: int) -> str:
   """``DataType`` enum -> ``"float32"``; reference types map to their base."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    return tf.dtypes.as_dtype(enum_value).base_dtype.name
-  except (TypeError, ValueError, KeyError):
-    return f"unknown_dtype_{enum_value}"
+  return proto_readers.dtype_name(enum_value)  # As tf.dtypes, without TF.
 
 
 def _shape(shape_proto) -> Optional[Tuple[Optional[int], ...]]:
@@ -302,18 +299,48 @@ def _composite_spec(type_spec) -> Tuple[Optional[int], Any]:
   return dtype, shape
 
 
+def _ragged_state(type_spec) -> Tuple[Optional[int], Optional[int]]:
+  """(ragged_rank, row_splits dtype enum) of a RaggedTensorSpec proto."""
+  state = type_spec.type_state
+  if state.WhichOneof("kind") != "tuple_value":
+    return None, None
+  values = state.tuple_value.values
+  rank = (values[2].int64_value if len(values) > 2
+          and values[2].WhichOneof("kind") == "int64_value" else None)
+  splits = (values[3].tensor_dtype_value if len(values) > 3
+            and values[3].WhichOneof("kind") == "tensor_dtype_value"
+            else None)
+  return rank, splits
+
+
 def _tensor_info(name: str, proto) -> TensorInfo:
   encoding = proto.WhichOneof("encoding")
   dtype, shape = proto.dtype, proto.tensor_shape
   composite = encoding in ("coo_sparse", "composite_tensor")
+  kind = "sparse" if encoding == "coo_sparse" else "dense"
+  ragged_rank = splits = None
   if encoding == "composite_tensor":
-    spec_dtype, spec_shape = _composite_spec(proto.composite_tensor.type_spec)
+    type_spec = proto.composite_tensor.type_spec
+    spec_dtype, spec_shape = _composite_spec(type_spec)
     if not dtype and spec_dtype is not None:
       dtype = spec_dtype
     if spec_shape is not None and not proto.HasField("tensor_shape"):
       shape = spec_shape
+    try:
+      enum_name = type(type_spec).TypeSpecClass.Name(
+          type_spec.type_spec_class)
+    except ValueError:
+      enum_name = ""
+    kind = {"RaggedTensorSpec": "ragged", "RAGGED_TENSOR_SPEC": "ragged",
+            "SparseTensorSpec": "sparse", "SPARSE_TENSOR_SPEC": "sparse"}.get(
+                type_spec.type_spec_class_name or enum_name, "composite")
+    if kind == "ragged":
+      ragged_rank, splits = _ragged_state(type_spec)
   return TensorInfo(name=name, dtype=dtype_name(dtype), shape=_shape(shape),
-                    is_composite=composite)
+                    is_composite=composite, kind=kind,
+                    ragged_rank=ragged_rank,
+                    row_splits_dtype=(None if splits is None
+                                      else dtype_name(splits)))
 
 
 def _is_internal_signature(key: str) -> bool:
@@ -437,12 +464,7 @@ def _numel(shape: Tuple[int, ...]) -> int:
 
 
 def _fixed_size(dtype: str) -> Optional[int]:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    size = tf.dtypes.as_dtype(dtype).size
-  except (TypeError, ValueError):
-    return None
-  return size if dtype not in ("string", "resource", "variant") else None
+  return proto_readers.dtype_size(dtype)  # As tf.dtypes, without TF.
 
 
 def _bundle_index(path: str, handle: Optional[str]
@@ -477,7 +499,8 @@ def read_bundle_index(path: str, handle: Optional[str] = None
 
 
 def _tf1_variables(saved_model, index, tags) -> Tuple[VariableInfo, ...]:
-  from tensorflow.core.framework import variable_pb2  # pylint: disable=g-import-not-at-top
+  variable_pb2 = proto_readers.tf_proto_module(
+      "tensorflow.core.framework.variable_pb2")
   trainable = set()
   for meta_graph in saved_model.meta_graphs:
     if frozenset(meta_graph.meta_info_def.tags) != tags:
@@ -616,9 +639,45 @@ def _build_info(path, handle, saved_model, is_tf1, version, features
     return dataclasses.replace(info, variables=variables,
                                attached_messages=tuple(keys))
   has_call, training = _root_call(saved_model)
+  attachments = _converted_attachments(path, handle, info.assets)
+  keys = sorted({k for per_tags in attachments.values() for k in per_tags})
   return dataclasses.replace(info, has_call=has_call,
                              call_accepts_training=training,
-                             variables=_tf2_variables(saved_model, index))
+                             variables=_tf2_variables(saved_model, index),
+                             attachments=attachments,
+                             attached_messages=tuple(keys))
+
+
+CONVERTED_ATTACHMENTS_ASSET = "hub_module_attachments.pb"
+"""The asset in which ``hub_adapter.convert`` keeps a TF1 Hub module's
+attached messages (see ``hub_adapter.conversion``)."""
+
+
+def _converted_attachments(path: str, handle: Optional[str],
+                           assets: Tuple[str, ...]
+                           ) -> Dict[FrozenSet[str], Dict[str, bytes]]:
+  """Attached messages a converted TF1 Hub module carries as an asset."""
+  if CONVERTED_ATTACHMENTS_ASSET not in assets:
+    return {}
+  saved_model_pb2 = proto_readers.tf_proto_module(
+      "tensorflow.core.protobuf.saved_model_pb2")
+  file = os.path.join(ASSETS_DIR, CONVERTED_ATTACHMENTS_ASSET)
+  data = _read_bytes(path, file, handle)
+  holder = saved_model_pb2.SavedModel()
+  try:
+    holder.ParseFromString(data)
+  except Exception as e:  # pylint: disable=broad-except
+    raise _format_error(
+        f"The attached messages of converted model {handle or path!r} are "
+        "corrupt.", f"{file} does not parse: {type(e).__name__}: {e}.",
+        "Convert the TF1 Hub module again.", handle=handle, path=path,
+        file=file) from e
+  result = {}
+  for meta_graph in holder.meta_graphs:
+    attached = _attachments(meta_graph, path, handle)
+    if attached:
+      result[frozenset(meta_graph.meta_info_def.tags)] = attached
+  return result
 
 
 def inspect(handle: str, *, scan: bool = True) -> ModelInfo:
@@ -628,6 +687,10 @@ def inspect(handle: str, *, scan: bool = True) -> ModelInfo:
     handle: Any handle :func:`hub_adapter.handles.resolve` accepts.
     scan: Also scan the graphs for ops that touch files, the network or run
       code, filling ``flagged_ops`` (see :mod:`hub_adapter.untrusted`).
+
+  ``op_libraries`` is filled: the add-on libraries (``tensorflow_text``,
+  ...) whose ops the model uses, whether each is installed, and ops no
+  known library provides (see :mod:`hub_adapter.op_libraries`).
 
   Returns:
     The :class:`ModelInfo`.
@@ -640,6 +703,9 @@ def inspect(handle: str, *, scan: bool = True) -> ModelInfo:
   from hub_adapter import untrusted  # pylint: disable=g-import-not-at-top
   path = resolve_lib.resolve(handle)
   info = inspect_folder(path, handle=handle)
+  op_libraries = importlib.import_module("hub_adapter.op_libraries")
+  info = dataclasses.replace(info, op_libraries=op_libraries.needs(
+      read_saved_model(path, handle)))
   if scan:
     info = dataclasses.replace(info, flagged_ops=untrusted.scan(info))
   return info
@@ -696,7 +762,11 @@ def describe(info: ModelInfo) -> str:
       lines.append(f"  {name}:")
       for label, tensors in (("in", sig.inputs), ("out", sig.outputs)):
         for key, t in tensors.items():
-          extra = " (composite)" if t.is_composite else ""
+          extra = ""
+          if t.is_composite:
+            extra = f" ({t.kind}" + (
+                "" if t.ragged_rank is None
+                else f", ragged_rank={t.ragged_rank}") + ")"
           lines.append(f"    {label:3s} {key}: {t.dtype} "
                        f"{_shape_text(t.shape)}{extra}")
   lines.append(f"Variables: {info.variable_count} "
@@ -708,10 +778,18 @@ def describe(info: ModelInfo) -> str:
                  f"{format_bytes(var.bytes)}{flag}")
   lines.append("Assets: " + (", ".join(info.assets) if info.assets
                              else "(none)"))
-  if info.format == Format.TF1_HUB:
+  if info.format == Format.TF1_HUB or info.attached_messages:
     lines.append("Attached messages: " + (", ".join(info.attached_messages)
                                           if info.attached_messages
                                           else "(none)"))
+  if info.op_libraries is None:
+    lines.append("Op libraries: (not looked up)")
+  elif not info.op_libraries:
+    lines.append("Op libraries: none needed (every op is TensorFlow's own)")
+  else:
+    lines.append("Op libraries needed:")
+    lines.extend(importlib.import_module(
+        "hub_adapter.op_libraries").describe_needs(info.op_libraries))
   if info.flagged_ops is None:
     lines.append("Flagged ops: (not scanned)")
   elif not info.flagged_ops:
@@ -725,8 +803,12 @@ def describe(info: ModelInfo) -> str:
 
 
 def _tensor_json(t: TensorInfo) -> Dict[str, Any]:
-  return {"dtype": t.dtype, "shape": None if t.shape is None else list(t.shape),
-          "is_composite": t.is_composite}
+  result = {"dtype": t.dtype,
+            "shape": None if t.shape is None else list(t.shape),
+            "is_composite": t.is_composite}
+  if t.is_composite:
+    result.update(kind=t.kind, ragged_rank=t.ragged_rank)
+  return result
 
 
 def to_json(info: ModelInfo) -> Dict[str, Any]:
@@ -768,6 +850,13 @@ def to_json(info: ModelInfo) -> Dict[str, Any]:
       "variable_bytes": info.variable_bytes,
       "assets": list(info.assets),
       "attached_messages": list(info.attached_messages),
+      "op_libraries": None if info.op_libraries is None else [
+          {"library": need.library, "pip": need.pip,
+           "requirement": need.requirement, "ops": list(need.ops),
+           "missing": list(need.missing),
+           "installed_version": need.installed_version,
+           "importable": need.importable, "loaded": need.loaded}
+          for need in info.op_libraries],
       "flagged_ops": None if info.flagged_ops is None else [
           dataclasses.asdict(op) for op in info.flagged_ops],
   }

@@ -80,7 +80,10 @@ class KerasLayer:
   Args:
     handle: A model folder, ``.tar.gz`` archive or model URL/handle (see
       :func:`hub_adapter.resolve`); a string (or path) so that the layer's
-      config can be saved.
+      config can be saved. As in tensorflow_hub, it may also be a callable
+      object that is loaded already (``hub.load``'s or ``hub_adapter.load``'s
+      result, a ``tf.Module`` with a ``@tf.function __call__``); such a
+      layer has no config (see :mod:`hub_adapter.keras_layers.callables`).
     trainable: Whether the model's trainable variables are trained. Raises
       ``UnsupportedOperationError`` right here where the support table
       refuses fine-tuning (TF1 Hub modules in TF2).
@@ -101,10 +104,17 @@ class KerasLayer:
       ``input_shape``, ...).
 
   Raises:
+    UnsupportedTrainingError: ``trainable=True`` for a TF1 Hub module where
+      the support table refuses fine-tuning (TF2), or for a TF2
+      SavedModel's signature: an ``UnsupportedOperationError`` that is also
+      the ``ValueError`` tensorflow_hub raises, with its sentence first.
     UnsupportedOperationError: the support table refuses the operation.
-    SignatureError: the signature, tags or output key do not exist.
+    SignatureError: the signature, tags or output key do not exist, or
+      ``output_key``/``signature_outputs_as_dict`` break tensorflow_hub's
+      rules (its sentence first).
     HandleError, ModelFormatError: the handle cannot be used.
-    InputError: ``handle``, ``arguments`` or ``output_shape`` is malformed.
+    InputError: ``handle``, ``arguments`` or ``output_shape`` is malformed,
+      or ``tags``/``load_options`` come with a callable handle.
   """
 
   # -- construction -----------------------------------------------------------
@@ -119,12 +129,50 @@ class KerasLayer:
                signature=None, signature_outputs_as_dict=None,
                output_key=None, output_shape=None, load_options=None,
                **kwargs):
-    handle = _check_handle(handle)
-    arguments = _check_arguments(arguments, handle)
-    output_shape = shapes.normalize(output_shape)
-    model = _load(handle, bool(trainable), signature=signature, tags=tags,
-                  output_key=output_key, as_dict=signature_outputs_as_dict,
-                  options=load_options)
+    if _is_callable_handle(handle):
+      # An object loaded already (hub.load's result, a tf.Module, ...).
+      from hub_adapter.keras_layers import callables  # pylint: disable=g-import-not-at-top
+      arguments = _check_arguments(arguments, repr(handle))
+      output_shape = shapes.normalize(output_shape)
+      _check_output_rules(
+          bool(getattr(handle, "_is_hub_module_v1", False)), signature,
+          signature_outputs_as_dict, output_key)
+      model = callables.wrap(
+          handle, bool(trainable), signature=signature,
+          output_key=output_key, as_dict=signature_outputs_as_dict,
+          tags=tags, load_options=load_options)
+      if model.format is Format.TF1_HUB and trainable:
+        _refuse_training(model, model.raw, _TF1_TRAINING_SENTENCE)
+    else:
+      handle = _check_handle(handle)
+      arguments = _check_arguments(arguments, handle)
+      output_shape = shapes.normalize(output_shape)
+      if signature_outputs_as_dict or (signature is not None
+                                       and output_key is None):
+        _check_output_rules(_is_tf1_hub(handle), signature,
+                            signature_outputs_as_dict, output_key)
+      try:
+        model = _load(handle, bool(trainable), signature=signature,
+                      tags=tags, output_key=output_key,
+                      as_dict=signature_outputs_as_dict,
+                      options=load_options)
+      except errors.UnsupportedOperationError as e:
+        if (e.operation is not Operation.FINE_TUNE
+            or e.format is not Format.TF1_HUB):
+          raise
+        raise errors.UnsupportedTrainingError(
+            format=e.format, mode=e.mode, operation=e.operation,
+            reason=e.reason, remedy=e.remedy, handle=handle,
+            first=_TF1_TRAINING_SENTENCE) from e
+      except errors.SignatureError as e:
+        first = _call_output_key_sentence(e, signature, output_key)
+        if first is None:
+          raise
+        raise errors.SignatureError(f"{first}\n{e.message}",
+                                    **e.context) from e
+    if trainable and model.signature is not None and (
+        model.format is Format.TF2_SAVED_MODEL):
+      _refuse_training(model, handle, _SIGNATURE_TRAINING_SENTENCE)
     super().__init__(trainable=bool(trainable), **kwargs)
     # Plain attributes, kept out of Keras/TF attribute tracking so that the
     # config stays JSON and the wrapper is never mistaken for a trackable.
@@ -210,28 +258,61 @@ class KerasLayer:
     return {**arguments, open_names[0]: inputs}
 
   def _hub_check_trainability(self) -> None:
-    """Refuses training that the model's format and mode cannot do.
+    """Refuses training that the model's format and mode cannot do, and
+    logs (once) a trainable layer without trainable weights.
 
     Checked at call time because ``trainable`` may change after
     construction.
+
+    Raises:
+      UnsupportedTrainingError: ``trainable`` was set to True on a layer
+        that calls a TF1 Hub module made with ``trainable=False``, or that
+        calls a TF2 SavedModel's signature (a ValueError, as in
+        tensorflow_hub).
     """
-    if not self.trainable or self._hub_constructed_trainable:
+    if not self.trainable:
       return
     model = self._hub_model
     if model.format is Format.TF2_SAVED_MODEL:
+      if model.signature is not None:
+        _refuse_training(model, self._hub_handle,
+                         _SIGNATURE_TRAINING_SENTENCE)
+      self._hub_log_if_nothing_to_train()
+      return
+    if self._hub_constructed_trainable:
+      self._hub_log_if_nothing_to_train()
       return
     detail = ("KerasLayer.trainable was set to True after the layer was "
               "made with trainable=False.")
-    support.require(model.format, Operation.FINE_TUNE, model.mode,
-                    handle=self._hub_handle, detail=detail)
-    raise errors.UnsupportedOperationError(
+    cell = support.lookup(model.format, Operation.FINE_TUNE, model.mode)
+    if not cell.supported:
+      raise errors.UnsupportedTrainingError(
+          format=model.format, mode=model.mode, operation=Operation.FINE_TUNE,
+          handle=_handle_text(self._hub_handle), detail=detail,
+          reason=cell.reason, remedy=cell.remedy,
+          first=_TF1_TRAINING_SENTENCE)
+    raise errors.UnsupportedTrainingError(
         format=model.format, mode=model.mode, operation=Operation.FINE_TUNE,
-        handle=self._hub_handle, detail=detail,
+        handle=_handle_text(self._hub_handle), detail=detail,
         reason="A TF1 Hub module is loaded once, for inference or for "
         "training: trainable=False imports the inference graph without the "
         "variables' training state, update ops or regularization losses.",
         remedy="Make the layer with KerasLayer(handle, trainable=True) "
-        "instead of setting trainable later.")
+        "instead of setting trainable later.",
+        first=_TF1_TRAINING_SENTENCE)
+
+  def _hub_log_if_nothing_to_train(self) -> None:
+    """Logs an error, once per layer, when a trainable layer has no
+    trainable weights (as tensorflow_hub does)."""
+    if self.trainable_weights or getattr(self, "_hub_logged_no_weights",
+                                         False):
+      return
+    object.__setattr__(self, "_hub_logged_no_weights", True)
+    from absl import logging  # pylint: disable=g-import-not-at-top
+    logging.error(
+        "hub.KerasLayer is trainable but has zero trainable weights. "
+        "hub_adapter: the model %s marks none of its variables trainable, "
+        "so training leaves it unchanged.", _handle_text(self._hub_handle))
 
   # -- shapes -----------------------------------------------------------------
   def compute_output_shape(self, input_shape):
@@ -252,10 +333,34 @@ class KerasLayer:
   def _hub_infer_output_shape(self, input_shape: Any) -> Any:
     raise NotImplementedError
 
+  @property
+  def _output_shape(self):
+    """``output_shape`` as given (normalized); absent when not given.
+
+    tensorflow_hub keeps ``output_shape`` under this private name, and code
+    written for it (its own tests included) reads it there.
+    """
+    if self._hub_output_shape is None:
+      raise AttributeError("_output_shape")
+    return self._hub_output_shape
+
   # -- config -----------------------------------------------------------------
   def get_config(self):
     """The layer's config: Keras' base config plus the constructor's
-    arguments (except ``load_options``)."""
+    arguments (except ``load_options``).
+
+    Raises:
+      NotImplementedError: the layer was made from a callable object rather
+        than a handle string (there is nothing to reload it from), as in
+        tensorflow_hub.
+    """
+    if not isinstance(self._hub_handle, str):
+      raise NotImplementedError(
+          "Can only generate a valid config for `hub.KerasLayer(handle, ...)`"
+          " that uses a string `handle`.\n\nGot `type(handle)`: "
+          f"{type(self._hub_handle)}. hub_adapter: make the layer from the "
+          "model's handle (folder, archive or URL) to save it with its "
+          "config.")
     config = super().get_config()
     config.update({
         "handle": self._hub_handle,
@@ -290,8 +395,9 @@ class KerasLayer:
 
   # -- introspection ----------------------------------------------------------
   @property
-  def handle(self) -> str:
-    """The handle the layer was made from."""
+  def handle(self) -> Any:
+    """The handle the layer was made from (a string, or the callable
+    object it was given)."""
     return self._hub_handle
 
   @property
@@ -306,6 +412,122 @@ class KerasLayer:
 
 
 # -- helpers -----------------------------------------------------------------
+
+# tensorflow_hub's sentences, which code and users match on; hub_adapter's
+# reason and remedy follow them.
+_TF1_TRAINING_SENTENCE = ("Setting hub.KerasLayer.trainable = True is "
+                          "unsupported when loading from the TF1 Hub format.")
+_SIGNATURE_TRAINING_SENTENCE = ("Setting hub.KerasLayer.trainable = True is "
+                                "unsupported when calling a SavedModel "
+                                "signature.")
+_OUTPUTS_SENTENCE = ("When using a signature, either output_key or "
+                     "signature_outputs_as_dict=True should be set.")
+_AS_DICT_SENTENCE = ("signature_outputs_as_dict is only valid if specifying "
+                     "a signature (or using a legacy TF1 Hub format).")
+
+
+def _is_callable_handle(handle: Any) -> bool:
+  return (callable(handle) or hasattr(handle, "signatures")) and not (
+      isinstance(handle, (str, bytes, os.PathLike)))
+
+
+def _handle_text(handle: Any) -> str:
+  return handle if isinstance(handle, str) else (
+      f"<{type(handle).__module__}.{type(handle).__qualname__} object>")
+
+
+def _is_tf1_hub(handle: str) -> bool:
+  """Whether a handle is a TF1 Hub module (read from its protos; the same
+  resolution and inspection ``load()`` does next, which reuses them)."""
+  path = importlib.import_module("hub_adapter.handles").resolve(handle)
+  info = importlib.import_module("hub_adapter.inspection").inspect_folder(
+      path, handle=handle)
+  return info.format is Format.TF1_HUB
+
+
+def _check_output_rules(tf1_hub: bool, signature: Any, as_dict: Any,
+                        output_key: Any) -> None:
+  """tensorflow_hub's rules for signature outputs.
+
+  A signature's outputs are a dict: with a signature (always, for a TF1 Hub
+  module, whose signature defaults to ``default`` and output to
+  ``default``), exactly one of ``output_key`` and
+  ``signature_outputs_as_dict=True`` says what to return; without one,
+  ``signature_outputs_as_dict`` has no meaning.
+
+  Raises:
+    SignatureError: the rule is broken (a ValueError, as in tensorflow_hub).
+  """
+  if tf1_hub:
+    signature = signature or "default"
+    if not as_dict:
+      output_key = output_key or "default"
+  if signature and (output_key is not None) == bool(as_dict):
+    raise errors.SignatureError(errors.compose(
+        _OUTPUTS_SENTENCE,
+        f"Got output_key={output_key!r} and signature_outputs_as_dict="
+        f"{as_dict!r} for signature {signature!r}: a signature returns a dict "
+        "of outputs, and the layer must return one of them or all.",
+        "Pass output_key='NAME' for one output, or "
+        "signature_outputs_as_dict=True for the dict."),
+        signature=signature, output_key=output_key, as_dict=as_dict)
+  if not signature and as_dict:
+    raise errors.SignatureError(errors.compose(
+        _AS_DICT_SENTENCE,
+        "The layer calls the model's __call__, which returns whatever its "
+        "function returns.",
+        "Pass signature='NAME' with it, or drop signature_outputs_as_dict."),
+        as_dict=as_dict)
+
+
+def _call_output_key_sentence(error: Any, signature: Any,
+                              output_key: Any) -> Optional[str]:
+  """tensorflow_hub's sentence for an ``output_key`` that ``__call__``
+  does not return (which ``load()`` checks from the traced functions), or
+  None for other signature errors."""
+  if signature is not None or output_key is None:
+    return None
+  if error.context.get("output_key") != output_key:
+    return None
+  choices = error.context.get("choices")
+  if choices is None:
+    return None
+  if not choices:
+    return ("Specifying `output_key` is forbidden if output type is not a "
+            "dict.")
+  return (f"KerasLayer output does not contain the output key {output_key} "
+          f"(available: {list(choices)}).")
+
+
+def _refuse_training(model: Any, handle: Any, first: str) -> None:
+  """Raises tensorflow_hub's refusal of a path that cannot train.
+
+  Raises:
+    UnsupportedTrainingError: always (a ValueError, as in tensorflow_hub).
+  """
+  if model.format is Format.TF1_HUB:
+    cell = support.lookup(model.format, Operation.FINE_TUNE, model.mode)
+    reason = getattr(cell, "reason", "") or (
+        "A TF1 Hub module passed as an object is the TF2 view of its "
+        "signatures: frozen functions without update ops or regularization "
+        "losses.")
+    remedy = getattr(cell, "remedy", "") or (
+        "Pass the module's handle instead: hub_adapter.KerasLayer(handle, "
+        "trainable=True) fine-tunes it in TF1 compat mode.")
+  else:
+    reason = ("A signature is a function traced for inference: it has no "
+              "training mode, runs no update ops (batch-norm statistics) "
+              "and adds no regularization losses, so fine-tuning through it "
+              "goes wrong quietly.")
+    remedy = ("Leave signature=None to fine-tune through the model's "
+              "__call__ (reusable SavedModels have one), or keep "
+              "trainable=False and train the layers on top.")
+  raise errors.UnsupportedTrainingError(
+      format=model.format, mode=model.mode, operation=Operation.FINE_TUNE,
+      handle=_handle_text(handle), reason=reason, remedy=remedy,
+      detail=f"KerasLayer(trainable=True) with signature "
+      f"{model.signature!r}." if model.signature else "", first=first)
+
 
 def _load(handle: str, trainable: bool, **kwargs: Any) -> Any:
   """Loads through ``hub_adapter.load`` (one place, so tests see one path)."""
@@ -349,10 +571,11 @@ def _check_handle(handle: Any) -> str:
     handle = handle.decode("utf-8")
   if not isinstance(handle, str):
     raise errors.InputError(errors.compose(
-        f"KerasLayer(handle={handle!r}) needs a string handle.",
+        f"Expected a string, got {handle!r}: KerasLayer(handle={handle!r}) "
+        "needs a string handle or a callable object.",
         f"Got {type(handle).__name__}. The handle is loaded with "
         "hub_adapter.load() and saved in the layer's config, so it must be "
-        "a folder, archive or URL string.",
+        "a folder, archive or URL string (or a loaded, callable model).",
         "Pass the model's folder, .tar.gz archive or URL."), handle=handle)
   return handle
 
@@ -411,50 +634,17 @@ def _split_variables(model: Any):
 
 
 def _saveable(model: Any) -> Any:
-  """The trackable that keeps the model's state in a saved Keras model.
-
-  ``model.raw``, except for a TF1 Hub module loaded in TF2: its object lists
-  dead graph-side variables (see :func:`_live`) that would break saving, so
-  a holder keeps its live variables, signatures, initializer and assets.
-  """
-  raw = model.raw
-  if model.format is not Format.TF1_HUB or not hasattr(raw, "signatures"):
-    return raw
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  holder = tf.Module(name="tf1_hub_module")
-  for name in ("signatures", "initializer", "asset_paths"):
-    if hasattr(raw, name):
-      setattr(holder, name, getattr(raw, name))
-  holder.module_variables = _live(list(getattr(raw, "variables", ())))
-  return holder
+  """The trackable that keeps the model's state in a saved Keras model
+  (:func:`hub_adapter.tf2.trackable.saveable`)."""
+  from hub_adapter.tf2 import trackable  # pylint: disable=g-import-not-at-top
+  return trackable.saveable(model)
 
 
 def _live(variables: List[Any]) -> List[Any]:
-  """Drops duplicates and, in TF2, variables of a graph that is gone.
-
-  ``tf.saved_model.load`` of a TF1 Hub module lists, next to the eager
-  variables, the graph-side handles of partitioned variables from the
-  function graph it imported; they cannot be read or saved.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  eager = tf.compat.v1.executing_eagerly_outside_functions()
-  kept, seen = [], set()
-  for variable in variables:
-    if id(variable) in seen:
-      continue
-    seen.add(id(variable))
-    if eager and _graph_side(variable, tf):
-      continue
-    kept.append(variable)
-  return kept
-
-
-def _graph_side(variable: Any, tf: Any) -> bool:
-  try:
-    handle = variable.handle
-  except (AttributeError, ValueError):  # Distributed variables, in scope.
-    return False
-  return tf.is_symbolic_tensor(handle)
+  """Drops duplicates and dead graph-side variables
+  (:func:`hub_adapter.tf2.trackable.live`)."""
+  from hub_adapter.tf2 import trackable  # pylint: disable=g-import-not-at-top
+  return trackable.live(variables)
 
 
 def _apply_output_shape(result: Any, nest: Any) -> Any:

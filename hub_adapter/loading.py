@@ -93,7 +93,7 @@ def plan(handle: str, path: str, info: Any, mode: support.Mode,
 def load(handle, trainable=False, options: Any = None, *,
          signature: Optional[str] = None, tags=None,
          output_key: Optional[str] = None, as_dict: Optional[bool] = None,
-         safe: bool = False) -> Model:
+         safe: bool = False, restore: Optional[str] = None) -> Model:
   """Loads a TF Hub model of any format, in the running mode.
 
   Works like ``hub.load(handle, tags, options)`` and more: the result is a
@@ -126,6 +126,11 @@ def load(handle, trainable=False, options: Any = None, *,
       ``signature_outputs_as_dict`` of ``hub.KerasLayer``).
     safe: True to refuse models whose graphs hold ops that read or write
       files, use the network or run code.
+    restore: How a TF2 SavedModel's variables are restored in TF2 mode:
+      ``"parallel"`` (read in threads while the model is rebuilt; where
+      unsure, TensorFlow's own restore) or ``"tensorflow"`` (exactly as
+      ``tf.saved_model.load``). Default: ``"parallel"``, unless the
+      environment sets ``HUB_ADAPTER_PARALLEL_RESTORE=0``.
 
   Returns:
     A :class:`~hub_adapter.model.Model`.
@@ -137,13 +142,22 @@ def load(handle, trainable=False, options: Any = None, *,
       operation and mode (e.g. fine-tuning a TF1 Hub module in TF2).
     SignatureError: the tag set, signature or output does not exist.
     UnsafeModelError: ``safe=True`` and the model has flagged ops.
-    BackendUnavailableError: the backend for the cell cannot be imported.
+    HubAdapterError: ``restore`` is not ``"parallel"``, ``"tensorflow"`` or
+      None.
+    BackendUnavailableError: the backend for the cell cannot be imported,
+      or the model uses ops of a library (e.g. tensorflow_text) that is not
+      installed (the message names the ops and the pip package); installed
+      libraries are imported here, before loading.
   """
   # Imported here, not at the top, so that ``import hub_adapter`` stays free
   # of TensorFlow and protobuf work until the first load.
   inspect_lib = importlib.import_module("hub_adapter.inspection")
   integrity = importlib.import_module("hub_adapter.integrity")
   resolve_lib = importlib.import_module("hub_adapter.handles")
+  restore_lib = None
+  if restore is not None:
+    restore_lib = importlib.import_module("hub_adapter.tf2.restore")
+    restore_lib.check_method(restore)
   trainable, tags = _split_trainable(trainable, tags, handle)
   if isinstance(handle, os.PathLike):
     handle = os.fspath(handle)
@@ -160,4 +174,9 @@ def load(handle, trainable=False, options: Any = None, *,
   request = plan(handle, path, info, mode, operation, signature=signature,
                  tags=tags, output_key=output_key, as_dict=as_dict,
                  options=options)
-  return support.backend(cell)(request)
+  importlib.import_module("hub_adapter.op_libraries").ensure_op_libraries(
+      info, handle, mode=mode, operation=operation)
+  if restore_lib is None:
+    return support.backend(cell)(request)
+  with restore_lib.using(restore):
+    return support.backend(cell)(request)

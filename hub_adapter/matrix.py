@@ -9,6 +9,12 @@ A cell *agrees* when an officially supported cell worked and produced the
 expected values, or when an officially unsupported cell raised
 ``UnsupportedOperationError``. A cell whose backend cannot be imported yet is
 *pending*.
+
+Some officially unsupported cells work in part (the support table's
+``Unsupported.works_when``, e.g. creating the TF1 Hub format from a TF2
+program the way tensorflow_hub 0.15 did): the matrix then also runs what
+that names, checks its values, and reports it next to the refusal; such a
+cell agrees only if both the refusal and the partial success are observed.
 """
 from __future__ import annotations
 
@@ -43,12 +49,16 @@ class CellResult:
     outcome: WORKED, REFUSED (typed UnsupportedOperationError), FAILED or
       PENDING.
     detail: What was run, or the error's first line.
+    works_when: For an officially unsupported cell that works in part (the
+      table's ``works_when``): "worked: ..." with what was checked, or
+      "failed: ..." with the error; "" otherwise.
   """
   format: str
   operation: str
   mode: str
   outcome: str
   detail: str
+  works_when: str = ""
 
   @property
   def key(self):
@@ -65,6 +75,10 @@ class CellResult:
     if self.official and self.outcome == WORKED:
       return "agree"
     if not self.official and self.outcome == REFUSED:
+      cell = support.TABLE[self.key]
+      if getattr(cell, "works_when", "") and not self.works_when.startswith(
+          WORKED):
+        return "DISAGREE"
       return "agree"
     return "DISAGREE"
 
@@ -99,9 +113,12 @@ def _probe_create(fmt: Format, mode: Mode, root: str) -> str:
   from hub_adapter import tiny_models  # pylint: disable=g-import-not-at-top
   if fmt is Format.TF1_HUB:
     if mode is Mode.TF2:
+      # What needs graph state outside any graph stays refused.
       from hub_adapter.tf1 import creation  # pylint: disable=g-import-not-at-top
-      creation.create_module_spec(tiny_models.tiny_tf1_module_fn)
-      return "create_module_spec returned (expected a refusal)"
+      from hub_adapter.tf1 import module as module_lib  # pylint: disable=g-import-not-at-top
+      module_lib.Module(creation.create_module_spec(
+          tiny_models.tiny_tf1_module_fn))
+      return "Module(spec) outside any graph returned (expected a refusal)"
     tiny_models.make_tf1_module(os.path.join(root, tiny_models.TF1_MODULE))
     _probe_load_graph(fmt, root)
     return ("create_module_spec + Module.export; reloaded with "
@@ -110,6 +127,27 @@ def _probe_create(fmt: Format, mode: Mode, root: str) -> str:
   (_probe_load_tf2 if mode is Mode.TF2 else _probe_load_graph)(fmt, root)
   return ("hub_adapter.save (tf.saved_model.save); reloaded with "
           "hub_adapter.load, values checked")
+
+
+def _probe_create_tf1_in_a_graph(root: str) -> str:
+  """The 0.15 way from an eager program: build and export in a graph block,
+  then load the module in TF2 and check its values."""
+  from hub_adapter import tiny_models  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not tf.executing_eagerly():
+    raise AssertionError("expected an eager (TF2) process")
+  path = os.path.join(root, tiny_models.TF1_MODULE + "_from_tf2")
+  tiny_models.make_tf1_module(path)
+  model = _eager_load(path, trainable=False)
+  _close(_single_output(model(tf.constant(tiny_models.INPUT))))
+  return ("create_module_spec, then Module + export in a tf.Graph block; "
+          "loaded with hub_adapter.load in TF2, values checked")
+
+
+# Probes for what an officially unsupported cell's works_when names.
+_WORKS_WHEN_PROBES = {
+    (Format.TF1_HUB, Operation.CREATE, Mode.TF2): _probe_create_tf1_in_a_graph,
+}
 
 
 def _eager_load(path: str, trainable: bool):
@@ -257,6 +295,17 @@ def run_cell(fmt: Format, op: Operation, mode: Mode, root: str) -> CellResult:
   Returns:
     The cell's result.
   """
+  works_when = ""
+  cell = support.lookup(fmt, op, mode)
+  if getattr(cell, "works_when", ""):
+    probe = _WORKS_WHEN_PROBES.get((fmt, op, mode))
+    try:
+      if probe is None:
+        raise AssertionError("the matrix has no probe for it")
+      works_when = f"{WORKED}: {probe(root)}"
+    except Exception as e:  # pylint: disable=broad-except
+      works_when = f"{FAILED}: {_first_line(e)}"
+      traceback.print_exc(file=sys.stderr)
   try:
     detail = _probe(fmt, op, mode, root)
     outcome = WORKED
@@ -267,7 +316,8 @@ def run_cell(fmt: Format, op: Operation, mode: Mode, root: str) -> CellResult:
   except Exception as e:  # pylint: disable=broad-except
     outcome, detail = FAILED, _first_line(e)
     traceback.print_exc(file=sys.stderr)
-  return CellResult(fmt.value, op.value, mode.value, outcome, detail)
+  return CellResult(fmt.value, op.value, mode.value, outcome, detail,
+                    works_when)
 
 
 _ORDER = (Operation.CREATE, Operation.LOAD, Operation.FINE_TUNE)
@@ -345,13 +395,21 @@ def run_all(root: Optional[str] = None,
 def render(results: List[CellResult]) -> str:
   """Formats results as a text table with a closing summary line."""
   header = ("format", "operation", "mode", "official", "observed", "verdict")
-  rows = []
+  rows, notes = [], []
   for r in results:
     fmt, op, mode = r.key
-    observed = r.outcome if r.outcome != WORKED else "worked"
+    observed = f"{r.outcome}: {r.detail}"
+    cell = support.TABLE[r.key]
+    if getattr(cell, "works_when", ""):
+      state = "works" if r.works_when.startswith(WORKED) else "FAILED"
+      notes.append(
+          f"[{len(notes) + 1}] {fmt.title}, {op.title}, {mode.title}: "
+          f"official: no; observed: {state} when {cell.works_when} "
+          f"({r.works_when}); otherwise {observed}")
+      observed = f"{state} when {cell.works_when} [{len(notes)}]"
     rows.append((fmt.title, op.title, mode.title,
                  "yes" if r.official else "not supported",
-                 f"{observed}: {r.detail}", r.verdict))
+                 observed, r.verdict))
   widths = [max(len(str(row[i])) for row in rows + [header])
             for i in range(len(header))]
   widths[4] = min(widths[4], 110)
@@ -362,6 +420,9 @@ def render(results: List[CellResult]) -> str:
 
   out = [line(header), "-+-".join("-" * w for w in widths)]
   out += [line(row) for row in rows]
+  if notes:
+    out.append("")
+    out += notes
   counts = {v: sum(r.verdict == v for r in results)
             for v in ("agree", "DISAGREE", "pending")}
   out.append(f"\n{counts['agree']} agree, {counts['DISAGREE']} disagree, "

@@ -139,7 +139,10 @@ class Model:
     return []
 
   def __getattr__(self, name: str) -> Any:
-    if name.startswith("__") or name in ("_raw", "_request"):
+    # "_self_*": the state of TensorFlow's trackable base classes (see
+    # hub_adapter.tf2.trackable), which must never be the wrapped object's.
+    if (name.startswith(("__", "_self_"))
+        or name in ("_raw", "_request", "_hub_saveable")):
       raise AttributeError(name)
     return getattr(self._raw, name)
 

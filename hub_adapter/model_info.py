@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import FrozenSet, Mapping, Optional, Tuple
+from typing import Any, FrozenSet, Mapping, Optional, Tuple
 
 from hub_adapter.support import Format
 
@@ -16,11 +16,19 @@ class TensorInfo:
     dtype: The dtype name, e.g. ``"float32"`` or ``"string"``.
     shape: Dimensions with None for unknown ones; None for unknown rank.
     is_composite: True for sparse or ragged tensors.
+    kind: ``"dense"``, ``"sparse"`` (a ``tf.SparseTensor``), ``"ragged"``
+      (a ``tf.RaggedTensor``) or ``"composite"`` (another composite type).
+    ragged_rank: The ragged rank of a ragged tensor, else None.
+    row_splits_dtype: The row-partition dtype of a ragged tensor
+      (``"int64"`` or ``"int32"``), else None.
   """
   name: str
   dtype: str
   shape: Optional[Tuple[Optional[int], ...]]
   is_composite: bool = False
+  kind: str = "dense"
+  ragged_rank: Optional[int] = None
+  row_splits_dtype: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +90,9 @@ class ModelInfo:
     flagged_ops: Ops flagged as unsafe, or None when not scanned.
     attachments: Per tag set, attached message key -> serialized bytes (TF1
       Hub modules; what ``ModuleSpec.get_attached_message`` parses).
+    op_libraries: Add-on libraries whose ops the model uses, and ops no
+      known library provides (``hub_adapter.op_libraries.OpLibraryNeed``
+      values), or None when not looked up (``inspect()`` looks them up).
   """
   path: str
   format: Format
@@ -98,6 +109,7 @@ class ModelInfo:
   flagged_ops: Optional[Tuple[FlaggedOp, ...]] = None
   attachments: Mapping[FrozenSet[str], Mapping[str, bytes]] = (
       dataclasses.field(default_factory=dict))
+  op_libraries: Optional[Tuple[Any, ...]] = None
 
   @property
   def variable_count(self) -> int:

@@ -60,7 +60,12 @@ def format_tensor(info: Any) -> str:
   else:
     shape = "[" + ", ".join("None" if d is None else str(d)
                             for d in info.shape) + "]"
-  kind = " (composite)" if getattr(info, "is_composite", False) else ""
+  kind = ""
+  if getattr(info, "is_composite", False):
+    kind = f" ({getattr(info, 'kind', 'composite')}"
+    if getattr(info, "ragged_rank", None) is not None:
+      kind += f", ragged_rank={info.ragged_rank}"
+    kind += ")"
   return f"{info.name}: {info.dtype}{shape}{kind}"
 
 
@@ -355,7 +360,8 @@ def prepare_inputs(signature_info: Any, inputs: Any,
   Raises:
     InputError: names are missing or unknown, or the value has the wrong
       rank or shape; ``errors.InputTypeError`` (also an InputError) for a
-      wrong dtype. The message lists the expected inputs.
+      wrong dtype or kind (dense where a sparse or ragged input is
+      declared, or the reverse). The message lists the expected inputs.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   expected = signature_info.inputs
@@ -381,6 +387,8 @@ def prepare_inputs(signature_info: Any, inputs: Any,
         expected=listing)
   elif len(expected) == 1:
     given = {next(iter(expected)): inputs}
+  elif _flat_composite_base(expected, inputs, tf) is not None:
+    given = {_flat_composite_base(expected, inputs, tf): inputs}
   else:
     raise errors.InputError(errors.compose(
         f"A single bare input was given, but the signature has "
@@ -388,6 +396,8 @@ def prepare_inputs(signature_info: Any, inputs: Any,
         "Pass a dict keyed by input name: "
         + "{" + ", ".join(f"{k!r}: ..." for k in sorted(expected)) + "}.",
         facts), expected=listing)
+  given = _spread_composites(given, expected, tf)
+  given = _gather_components(given, expected, tf)
   missing = sorted(set(expected) - set(given))
   unknown = sorted(set(given) - set(expected))
   if missing or unknown:
@@ -407,10 +417,219 @@ def prepare_inputs(signature_info: Any, inputs: Any,
   return result
 
 
+_KIND_TEXT = {"sparse": "a tf.SparseTensor", "ragged": "a tf.RaggedTensor",
+              "dense": "a dense tensor", "composite": "a composite tensor"}
+
+
+def _kind_of(value: Any, tf: Any) -> str:
+  if isinstance(value, (tf.SparseTensor, tf.compat.v1.SparseTensorValue)):
+    return "sparse"
+  if isinstance(value, (tf.RaggedTensor,
+                        tf.compat.v1.ragged.RaggedTensorValue)):
+    return "ragged"
+  return "dense"
+
+
+def _wrong_kind(spec: Any, given: str, listing: str,
+                facts: Mapping[str, Any]) -> "errors.InputTypeError":
+  expected = getattr(spec, "kind", "dense")
+  how = {
+      "sparse": "Pass a tf.SparseTensor (e.g. tf.sparse.from_dense(x)).",
+      "ragged": "Pass a tf.RaggedTensor (e.g. tf.ragged.constant(lists) or "
+                "tf.RaggedTensor.from_tensor(x)).",
+      "dense": "Pass a dense tensor (e.g. tf.sparse.to_dense(x) or "
+               "x.to_tensor()).",
+  }.get(expected, "Pass a value of the declared kind.")
+  return errors.InputTypeError(errors.compose(
+      f"Input {spec.name!r} is {_KIND_TEXT.get(given, given)}, but the "
+      f"signature declares {_KIND_TEXT.get(expected, expected)}.",
+      f"Expected inputs: {listing}.", how, facts),
+      expected=listing, input=spec.name, kind=expected, given_kind=given)
+
+
+def _convert_composite(tf, spec: Any, value: Any, listing: str,
+                       facts: Mapping[str, Any]) -> Any:
+  """Checks/converts a value for a sparse or ragged input."""
+  kind = spec.kind
+  dtype = tf.as_dtype(spec.dtype)
+  given = _kind_of(value, tf)
+  if kind == "ragged" and given == "dense" and not tf.is_tensor(value):
+    try:  # Nested Python lists: the natural spelling of a ragged value.
+      value = tf.ragged.constant(value, dtype=dtype,
+                                 ragged_rank=spec.ragged_rank)
+    except (TypeError, ValueError):
+      raise _wrong_kind(spec, given, listing, facts) from None
+    given = "ragged"
+  if given != kind:
+    raise _wrong_kind(spec, given, listing, facts)
+  if isinstance(value, tf.compat.v1.SparseTensorValue):
+    value = tf.SparseTensor(value.indices, value.values, value.dense_shape)
+  if isinstance(value, tf.compat.v1.ragged.RaggedTensorValue):
+    value = tf.ragged.constant(value.to_list(), dtype=dtype,
+                               ragged_rank=value.ragged_rank)
+  if value.dtype != dtype:
+    raise errors.InputTypeError(errors.compose(
+        f"Input {spec.name!r} has dtype {value.dtype.name}, but the "
+        f"signature expects {dtype.name}.", f"Expected inputs: {listing}.",
+        f"Cast it first, e.g. tf.cast(x, tf.{dtype.name}) (for a "
+        f"SparseTensor: x.with_values(tf.cast(x.values, tf.{dtype.name})); "
+        f"for a RaggedTensor: tf.cast(x, tf.{dtype.name})).", facts),
+        expected=listing, input=spec.name)
+  if kind == "ragged":
+    rank = getattr(spec, "ragged_rank", None)
+    if rank is not None and value.ragged_rank != rank:
+      raise errors.InputError(errors.compose(
+          f"Input {spec.name!r} has ragged_rank {value.ragged_rank}, but the "
+          f"signature expects ragged_rank {rank}.",
+          f"Expected inputs: {listing}.",
+          f"Build it with ragged_rank={rank} (e.g. tf.ragged.constant(lists, "
+          f"ragged_rank={rank})).", facts),
+          expected=listing, input=spec.name)
+    splits = getattr(spec, "row_splits_dtype", None)
+    if splits is not None and value.row_splits.dtype.name != splits:
+      value = value.with_row_splits_dtype(tf.as_dtype(splits))
+  if spec.shape is not None:
+    want = tf.TensorShape(list(spec.shape))
+    if not want.is_compatible_with(value.shape):
+      raise errors.InputError(errors.compose(
+          f"Input {spec.name!r} has shape {value.shape}, but the signature "
+          f"expects {want}.", f"Expected inputs: {listing}.",
+          "Reshape or batch the input to match (None is any size).", facts),
+          expected=listing, input=spec.name)
+  return value
+
+
+def _flat_names(base: str, value: Any, tf: Any) -> Optional[list]:
+  """The component names ``tf.saved_model.load`` gives a composite input
+  named ``base`` (see :func:`flat_composite_inputs`), or None."""
+  kind = _kind_of(value, tf)
+  if kind == "sparse":
+    return [f"{base}_indices", f"{base}_values", f"{base}_dense_shape"]
+  if kind == "ragged":
+    count = len(tf.nest.flatten(value, expand_composites=True))
+    return [f"{base}_component_{i}" for i in range(count)]
+  return None
+
+
+def _flat_composite_base(expected: Mapping[str, Any], value: Any, tf: Any
+                         ) -> Optional[str]:
+  """For a bare sparse/ragged value given to a signature whose inputs are
+  exactly one composite's components (``x_indices``, ``x_values``,
+  ``x_dense_shape``, or ``x_component_0``, ...), the base name ``x``."""
+  if _kind_of(value, tf) == "dense":
+    return None
+  bases = set()
+  for key in expected:
+    for suffix in ("_indices", "_values", "_dense_shape"):
+      if key.endswith(suffix):
+        bases.add(key[:-len(suffix)])
+    if "_component_" in key:
+      bases.add(key.rsplit("_component_", 1)[0])
+  for base in bases:
+    names = _flat_names(base, value, tf)
+    if names is not None and sorted(names) == sorted(expected):
+      return base
+  return None
+
+
+def _spread_composites(given: Mapping[str, Any], expected: Mapping[str, Any],
+                       tf: Any) -> Dict[str, Any]:
+  """Spreads a sparse/ragged value given under ``x`` over the components a
+  signature takes instead (TF2 signatures of converted TF1 modules, and
+  TF1 signatures as ``tf.saved_model.load`` flattened them)."""
+  result = dict(given)
+  for key, value in given.items():
+    if key in expected:
+      continue
+    names = _flat_names(key, value, tf)
+    if not names or not all(n in expected for n in names):
+      continue
+    del result[key]
+    if isinstance(value, tf.compat.v1.SparseTensorValue):
+      value = tf.SparseTensor(value.indices, value.values, value.dense_shape)
+    for name, part in zip(names, tf.nest.flatten(value,
+                                                 expand_composites=True)):
+      result[name] = part
+  return result
+
+
+def _gather_components(given: Mapping[str, Any], expected: Mapping[str, Any],
+                       tf: Any) -> Dict[str, Any]:
+  """Builds a declared sparse/ragged input from its components given as
+  ``tf.saved_model.load`` names them (``x_indices``, ``x_values``,
+  ``x_dense_shape``; ``x_component_0`` = flat values, ``x_component_1``...
+  = row splits), so calls written for ``hub.load``'s signatures work."""
+  result = dict(given)
+  for key, spec in expected.items():
+    kind = getattr(spec, "kind", "dense")
+    if key in given or kind not in ("sparse", "ragged"):
+      continue
+    if kind == "sparse":
+      names = [f"{key}_indices", f"{key}_values", f"{key}_dense_shape"]
+      if not all(n in given for n in names):
+        continue
+      parts = [result.pop(n) for n in names]
+      result[key] = tf.SparseTensor(
+          tf.convert_to_tensor(parts[0], tf.int64),
+          tf.convert_to_tensor(parts[1], tf.as_dtype(spec.dtype)),
+          tf.convert_to_tensor(parts[2], tf.int64))
+      continue
+    rank = getattr(spec, "ragged_rank", None) or 1
+    names = [f"{key}_component_{i}" for i in range(rank + 1)]
+    if not all(n in given for n in names):
+      continue
+    parts = [result.pop(n) for n in names]
+    splits = tf.as_dtype(getattr(spec, "row_splits_dtype", None) or "int64")
+    result[key] = tf.RaggedTensor.from_nested_row_splits(
+        tf.convert_to_tensor(parts[0], tf.as_dtype(spec.dtype)),
+        [tf.convert_to_tensor(p, splits) for p in parts[1:]])
+  return result
+
+
+def flat_composite_inputs(signature_info: Any, feed: Mapping[str, Any]
+                          ) -> Dict[str, Any]:
+  """Spreads sparse and ragged inputs over the keywords TF2 expects.
+
+  ``tf.saved_model.load`` gives a TF1 signature with a sparse input ``x``
+  the keyword arguments ``x_indices``, ``x_values`` and ``x_dense_shape``,
+  and one with another composite input (a ragged tensor) ``x_component_0``,
+  ``x_component_1``, ... (its ``tf.nest.flatten(x, expand_composites=True)``
+  components), as ``hub.load`` users call them by hand.
+
+  Args:
+    signature_info: The TF1 signature's ``SignatureInfo``.
+    feed: What :func:`prepare_inputs` returned.
+
+  Returns:
+    The keyword arguments of the loaded signature function.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  result = {}
+  for name, value in feed.items():
+    spec = signature_info.inputs.get(name)
+    kind = getattr(spec, "kind", "dense")
+    if kind == "sparse":
+      result[f"{name}_indices"] = value.indices
+      result[f"{name}_values"] = value.values
+      result[f"{name}_dense_shape"] = value.dense_shape
+    elif kind != "dense":
+      for i, part in enumerate(tf.nest.flatten(value, expand_composites=True)):
+        result[f"{name}_component_{i}"] = part
+    else:
+      result[name] = value
+  return result
+
+
 def _convert_one(tf, spec: Any, value: Any, listing: str,
                  facts: Mapping[str, Any]) -> Any:
   """Converts/checks one input against its ``TensorInfo``."""
+  kind = getattr(spec, "kind", "dense")
+  if kind in ("sparse", "ragged"):
+    return _convert_composite(tf, spec, value, listing, facts)
   dtype = tf.as_dtype(spec.dtype)
+  given = _kind_of(value, tf)
+  if kind == "dense" and given != "dense":
+    raise _wrong_kind(spec, given, listing, facts)
   if _is_tensor_like(value, tf):
     if value.dtype != dtype:
       raise errors.InputTypeError(errors.compose(

@@ -65,14 +65,19 @@ class Supported:
 
 @dataclasses.dataclass(frozen=True)
 class Unsupported:
-  """A cell that cannot work.
+  """A cell that the official table closes.
 
   Attributes:
     reason: Why it cannot work.
     remedy: What to do instead.
+    works_when: What does work in this cell all the same, as observed (and
+      checked live by ``hub-adapter matrix``); "" when nothing does. The
+      official answer stays "not supported": operations outside what this
+      names still raise the cell's error.
   """
   reason: str
   remedy: str
+  works_when: str = ""
 
   supported = False
 
@@ -91,9 +96,18 @@ _TF2_SAVE_REMEDY = (
     "tf.float32))})), the {'train'} graph variant a training=True/False "
     "argument of __call__, regularizers the obj.regularization_losses list of "
     "tf.functions, and attach_message data an asset file or a tf.constant "
-    "attribute. To write the TF1 "
-    "Hub format itself, call create_module_spec after "
-    "tf.compat.v1.disable_v2_behavior(), in a process of its own.")
+    "attribute. To write the TF1 Hub format itself, do as with "
+    "tensorflow_hub 0.15: create_module_spec(module_fn) (it builds its own "
+    "graphs), then hub_adapter.Module(spec) and module.export(path, "
+    "session) inside `with tf.compat.v1.Graph().as_default():` with a "
+    "tf.compat.v1.Session; or call tf.compat.v1.disable_v2_behavior() at "
+    "program start.")
+
+# create_module_spec(module_fn) in the eager program, then Module(spec) and
+# Module.export(path, session) inside `with tf.compat.v1.Graph().as_default()`
+# (the remedy above spells it out).
+_TF1_CREATE_IN_TF2_WORKS_WHEN = (
+    "the module is built and exported in a graph, as in tensorflow_hub 0.15")
 
 _TABLE = {
     (Format.TF1_HUB, Operation.LOAD, Mode.TF1_COMPAT): Supported(
@@ -123,7 +137,7 @@ _TABLE = {
     (Format.TF1_HUB, Operation.CREATE, Mode.TF2): Unsupported(
         "The TF1 Hub format is built from TF1 graphs (placeholders, "
         "collections, sessions), which do not exist in TF2 eager mode.",
-        _TF2_SAVE_REMEDY),
+        _TF2_SAVE_REMEDY, works_when=_TF1_CREATE_IN_TF2_WORKS_WHEN),
     (Format.TF2_SAVED_MODEL, Operation.LOAD, Mode.TF1_COMPAT): Supported(
         "hub_adapter.tf2.graph:load",
         "hub_adapter.load(handle), run in a tf.compat.v1.Session"),

@@ -6,6 +6,7 @@ every cell of the matrix can check a value, not just that nothing raised.
 from __future__ import annotations
 
 import os
+from typing import Any, Callable
 
 import numpy as np
 
@@ -45,7 +46,11 @@ def tiny_tf1_module_fn(training: bool = False) -> None:
 
 
 def make_tf1_module(path: str) -> str:
-  """Creates and exports the tiny TF1 Hub module (TF1 compat mode only).
+  """Creates and exports the tiny TF1 Hub module.
+
+  Works in TF1 compat mode and in an eager TF2 program (the way of
+  tensorflow_hub 0.15: the spec builds graphs of its own, and the Module is
+  made and exported inside a graph block).
 
   Args:
     path: The folder to export to.
@@ -85,13 +90,14 @@ def _tiny_tf2_class():
   return TinyDense
 
 
-def make_tf2_saved_model(path: str) -> str:
-  """Creates the tiny TF2 SavedModel with ``hub_adapter.save``.
+def save_tf2_saved_model(build: Callable[[], Any], path: str) -> str:
+  """Builds a trackable with ``build()`` and saves it with ``hub_adapter.save``.
 
-  Works in TF2 and in TF1 compat mode (where it runs in its own graph and
-  session).
+  Works in TF2 and in TF1 compat mode (where the object is built in a graph
+  of its own and its variables are initialized in a session first).
 
   Args:
+    build: Returns the ``tf.Module`` (or other trackable) to save.
     path: The folder to save to.
 
   Returns:
@@ -99,13 +105,24 @@ def make_tf2_saved_model(path: str) -> str:
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from hub_adapter.tf2 import creation  # pylint: disable=g-import-not-at-top
-  model_class = _tiny_tf2_class()
   if tf.executing_eagerly():
-    obj = model_class()
-    creation.save(obj, path)
+    creation.save(build(), path)
     return path
   with tf.Graph().as_default(), tf.compat.v1.Session() as session:
-    obj = model_class()
+    obj = build()
     session.run(tf.compat.v1.global_variables_initializer())
     creation.save(obj, path)
   return path
+
+
+def make_tf2_saved_model(path: str) -> str:
+  """Creates the tiny TF2 SavedModel with ``hub_adapter.save``, in either
+  mode (see :func:`save_tf2_saved_model`).
+
+  Args:
+    path: The folder to save to.
+
+  Returns:
+    ``path``.
+  """
+  return save_tf2_saved_model(_tiny_tf2_class(), path)

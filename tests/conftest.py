@@ -12,14 +12,12 @@ Tests that need a particular stack say so with
 deselected, never as skipped).
 """
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
 
 REQUIREMENTS = ("estimator", "keras3", "tf_keras", "tf215", "tf221",
-                "hub_module")
+                "hub_module", "jax")
 
 
 def pytest_addoption(parser):
@@ -48,8 +46,29 @@ def _stack_has(what: str) -> bool:
     return runtime.tf_version() < (2, 16)
   if what == "tf221":
     return runtime.tf_version() >= (2, 16)
-  if what == "keras3":
-    return runtime.tf_version() >= (2, 16) and not runtime.legacy_keras_requested()
+  if what in ("keras3", "jax"):
+    # Keras 3 with its TensorFlow backend ("keras3") or its JAX backend
+    # ("jax"): the backend as Keras picks it (KERAS_BACKEND, else
+    # keras.json), read without importing keras.
+    import json  # pylint: disable=g-import-not-at-top
+    keras3 = (runtime.tf_version() >= (2, 16)
+              and not runtime.legacy_keras_requested())
+    backend = os.environ.get("KERAS_BACKEND")
+    if not backend:
+      config = os.path.join(
+          os.environ.get("KERAS_HOME")
+          or os.path.join(os.path.expanduser("~"), ".keras"), "keras.json")
+      try:
+        with open(config) as f:
+          backend = json.load(f).get("backend")
+      except (OSError, ValueError):
+        backend = None
+    backend = backend or "tensorflow"
+    if what == "keras3":
+      return keras3 and backend == "tensorflow"
+    import importlib.util  # pylint: disable=g-import-not-at-top
+    return (keras3 and backend == "jax"
+            and importlib.util.find_spec("jax") is not None)
   if what == "tf_keras":
     return runtime.tf_version() < (2, 16) or runtime.legacy_keras_requested()
   if what == "hub_module":
@@ -80,8 +99,19 @@ def _fresh_graph(request):
   yield
 
 
+def pytest_sessionstart(session):
+  """Stops the run once, with the command that builds them, if the test
+  models are missing (instead of an error in every module that reads them)."""
+  import fixtures  # pylint: disable=g-import-not-at-top
+  missing = fixtures.missing_parts()
+  if missing:
+    raise pytest.UsageError(
+        f"The test models {', '.join(missing)} are not built in "
+        f"{fixtures.models_root()}. {fixtures.BUILD_HINT}")
+
+
 @pytest.fixture(scope="session")
 def shared_fixtures():
-  """The ``fixtures`` helper bound to ../shared/fixtures."""
+  """The project's built test models (:class:`fixtures.ModelSet`)."""
   import fixtures  # pylint: disable=g-import-not-at-top
-  return fixtures.SharedFixtures.locate()
+  return fixtures.ModelSet.locate()

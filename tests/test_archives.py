@@ -207,3 +207,39 @@ def test_bad_limit_settings(tmp_path, monkeypatch):
 ])
 def test_safe_member_path(name, want):
   assert archives.safe_member_path(name) == want
+
+
+def test_tarfile_data_filter_guards_what_names_cannot_show(tmp_path):
+  # The names are harmless, but the target already holds a link that leads
+  # out of it: tarfile's data filter resolves the real path and refuses.
+  outside = tmp_path / "outside"
+  outside.mkdir()
+  target = tmp_path / "out"
+  target.mkdir()
+  os.symlink(outside, target / "assets")
+  path = _tar(tmp_path / "m.tar.gz", [("saved_model.pb", "file", b"x"),
+                                      ("assets/evil.txt", "file", b"x")])
+  with pytest.raises(errors.ArchiveError, match="data filter refuses it") as e:
+    archives.extract(path, str(target))
+  assert e.value.entry == "./assets/evil.txt"
+  assert "OutsideDestinationError" in str(e.value)
+  assert os.listdir(outside) == []
+
+
+def test_extracted_files_do_not_keep_archive_modes_or_owners(tmp_path):
+  path = str(tmp_path / "m.tar")
+  with tarfile.open(path, "w") as tar:
+    info = tarfile.TarInfo("./bin/tool")
+    info.size, info.mode, info.uid, info.gid = 3, 0o6777, 4321, 4321
+    info.mtime = 1_000_000
+    tar.addfile(info, io.BytesIO(b"abc"))
+    folder = tarfile.TarInfo("./bin")
+    folder.type, folder.mode = tarfile.DIRTYPE, 0o777
+    tar.addfile(folder)
+  target = tmp_path / "out"
+  target.mkdir()
+  assert archives.extract(path, str(target)) == 3
+  st = os.stat(target / "bin" / "tool")
+  assert oct(st.st_mode & 0o7777) == "0o644"
+  assert st.st_uid == os.getuid() and st.st_mtime > 1_000_000
+  assert oct(os.stat(target / "bin").st_mode & 0o7777) == "0o755"

@@ -270,3 +270,59 @@ def test_full_disk(tmp_path, monkeypatch, shared_fixtures, source):
     assert kind == "CacheError", message
     assert "is full" in message and "TFHUB_CACHE_DIR" in message
     assert left == []
+
+
+# -- logging (absl) --------------------------------------------------------------
+
+def test_cache_hits_are_logged_at_debug(cache_dir, archive, caplog):
+  import logging  # pylint: disable=g-import-not-at-top
+  with http_server.serve({"/m.tar.gz": archive}) as server:
+    url = server.url("/m.tar.gz")
+    with caplog.at_level(logging.DEBUG, logger="absl"):
+      folder = resolve_lib.resolve(url)
+      fetched = [r for r in caplog.records if r.name == "absl"]
+      caplog.clear()
+      assert resolve_lib.resolve(url) == folder
+      hits = [r for r in caplog.records if r.name == "absl"]
+  assert any(r.levelno == logging.INFO and "downloading" in r.getMessage()
+             for r in fetched)
+  assert any(r.levelno == logging.INFO and "cached" in r.getMessage()
+             for r in fetched)
+  assert [r.levelno for r in hits] == [logging.DEBUG]
+  assert "cache hit" in hits[0].getMessage() and url in hits[0].getMessage()
+  assert server.count("/m.tar.gz") == 1
+
+
+def test_waiting_for_a_lock_is_logged(tmp_path, caplog):
+  import logging  # pylint: disable=g-import-not-at-top
+  started = threading.Event()
+  def slow(tmp):
+    started.set()
+    time.sleep(0.3)
+    _fill({"saved_model.pb": b"x"})(tmp)
+  holder = threading.Thread(target=cache.get_or_create,
+                            args=(str(tmp_path), "k", slow))
+  holder.start()
+  started.wait(5)
+  with caplog.at_level(logging.DEBUG, logger="absl"):
+    cache.get_or_create(str(tmp_path), "k", _fill({}), handle="the-handle")
+  holder.join()
+  messages = [r.getMessage() for r in caplog.records if r.name == "absl"]
+  assert any("waiting up to" in m and f"pid {os.getpid()}" in m
+             and "'the-handle'" in m for m in messages), messages
+  assert any("written while waiting" in m for m in messages), messages
+
+
+def test_lock_is_filelock_and_left_nowhere(tmp_path):
+  # The lock is filelock's (flock on POSIX): a second holder in this process
+  # waits like one in another process, and no lock file stays behind.
+  import filelock  # pylint: disable=g-import-not-at-top
+  with cache.entry_lock(str(tmp_path), "k") as path:
+    with open(path) as f:
+      assert f.read() == f"pid {os.getpid()}\n"
+    with pytest.raises(filelock.Timeout):
+      filelock.FileLock(path).acquire(timeout=0.1)
+  assert os.listdir(tmp_path) == []
+  with cache.entry_lock(str(tmp_path), "k"):
+    pass
+  assert os.listdir(tmp_path) == []

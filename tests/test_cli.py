@@ -46,3 +46,24 @@ def test_errors_exit_2_with_a_typed_message(tmp_path):
   assert "HandleError" in proc.stderr
   assert str(tmp_path / "missing") in proc.stderr
   assert "Traceback" not in proc.stderr
+
+
+def test_version_prints_the_package_version():
+  import hub_adapter  # pylint: disable=g-import-not-at-top
+  proc = subprocess.run([CLI, "--version"], capture_output=True, text=True,
+                        check=True)
+  assert proc.stdout.strip() == f"hub-adapter {hub_adapter.__version__}"
+
+
+def test_verbose_shows_absl_log_messages(shared_fixtures, tmp_path):
+  env = dict(os.environ, TFHUB_CACHE_DIR=str(tmp_path / "cache"))
+  archive = shared_fixtures.archive("half_plus_two_v1")
+  first, quiet, hit = [
+      subprocess.run([CLI, *flags, "fetch", "--quiet", archive], env=env,
+                     capture_output=True, text=True, check=True)
+      for flags in (["-v"], [], ["-vv"])]
+  assert "hub_adapter: cached" in first.stderr  # INFO: the extraction.
+  assert "cache hit" not in first.stderr
+  assert "hub_adapter:" not in quiet.stderr  # Nothing without -v.
+  assert "hub_adapter: cache hit" in hit.stderr  # DEBUG needs -vv.
+  assert first.stdout == quiet.stdout == hit.stdout  # One cached folder.

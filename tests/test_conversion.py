@@ -21,7 +21,7 @@ from hub_adapter import runtime
 
 TF1_FIXTURES = ("tf1_text_embedding", "tf1_image_feature_vector",
                 "tf1_tokens_signature_only", "tf1_image_with_attachments",
-                "half_plus_two_v1")
+                "half_plus_two_v1", "tf1_refvar_lstm")
 SHARED = fixtures.locate()
 
 
@@ -104,7 +104,7 @@ def test_finetune_step_matches_the_tf1_record(converted):
   name = "tf1_image_feature_vector"
   entry = SHARED.entry(name)
   record = entry["finetune"]
-  golden = np.load(os.path.join(SHARED.root, entry["golden"]))
+  golden = SHARED.golden(name)
   tol = record["tolerance"]
   model = hub_adapter.load(converted(name), trainable=True)
   by_name = {v.name[:-2]: v for v in model.variables}
@@ -290,3 +290,326 @@ def test_converts_from_tf1_compat_mode(tmp_path):
                              atol=1e-5)
   with pytest.raises(errors.HandleError):
     convert_lib.convert(SHARED.path("tf1_image_feature_vector"), out)
+
+
+# -- TF 1.x-era modules: reference variables and v1 control flow ---------------
+
+REFVAR = "tf1_refvar_lstm"
+
+
+def _op_types(folder):
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(folder, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  found = set()
+  for meta_graph in proto.meta_graphs:
+    found.update(n.op for n in meta_graph.graph_def.node)
+    for function in meta_graph.graph_def.library.function:
+      found.update(n.op for n in function.node_def)
+  return found
+
+
+def test_reference_variables_become_resource_variables(converted):
+  source = _op_types(SHARED.path(REFVAR))
+  assert "VariableV2" in source and "VarHandleOp" not in source
+  assert set(SHARED.entry(REFVAR)["control_flow_ops"]) <= source
+  out = _op_types(converted(REFVAR))
+  assert not out & {"VariableV2", "Variable", "RefEnter", "RefSwitch",
+                    "RefMerge", "RefIdentity", "Assign"}
+  # The v1 loop and cond still run, inside the functions (see the goldens).
+  assert {"Enter", "Exit", "LoopCond", "Switch", "Merge"} <= out
+  model = hub_adapter.load(converted(REFVAR), trainable=True)
+  assert sorted(v.name[:-2] for v in model.trainable_variables) == sorted(
+      SHARED.entry(REFVAR)["finetune"]["trainable_variables"])
+  assert len(model.regularization_losses) == 1
+
+
+def test_every_variant_keeps_every_signature(converted):
+  obj = tf.saved_model.load(converted(REFVAR))
+  assert sorted(obj.signatures) == sorted(obj.train_signatures) == [
+      "default", "tokens"]
+  assert sorted(obj.signature_functions) == ["default", "tokens"]
+
+
+def _refvar_step(model, sentences, loss_of_outputs):
+  """Loss and one SGD(0.1) step with a GradientTape, as TF1 recorded."""
+  with tf.GradientTape() as tape:
+    loss = loss_of_outputs(model(sentences, training=True)) + tf.add_n(
+        [f() for f in model.regularization_losses])
+  grads = tape.gradient(loss, model.trainable_variables)
+  assert all(g is not None for g in grads)
+  for var, grad in zip(model.trainable_variables, grads):
+    var.assign_sub(0.1 * tf.convert_to_tensor(grad))
+  return loss
+
+
+def test_refvar_finetune_step_matches_the_tf1_record(converted):
+  record = SHARED.entry(REFVAR)["finetune"]
+  golden = SHARED.golden(REFVAR)
+  tol = record["tolerance"]
+  model = hub_adapter.load(converted(REFVAR), trainable=True)
+  by_name = {v.name[:-2]: v for v in model.variables}
+  for key, spec in record["variables_before"].items():
+    np.testing.assert_allclose(by_name[key].numpy(), golden[spec["key"]],
+                               err_msg=key, **tol)
+  sentences = tf.constant(golden[record["input"]["key"]].astype(object))
+  loss = _refvar_step(model, sentences,
+                      lambda y: tf.reduce_mean(tf.square(y)))
+  np.testing.assert_allclose(loss.numpy(), record["loss_before"], **tol)
+  for key, spec in record["variables_after"].items():
+    np.testing.assert_allclose(by_name[key].numpy(), golden[spec["key"]],
+                               err_msg=key, **tol)
+  after = tf.reduce_mean(tf.square(model(sentences, training=True))) + (
+      tf.add_n([f() for f in model.regularization_losses]))
+  np.testing.assert_allclose(after.numpy(), record["loss_after"], **tol)
+
+
+def test_refvar_keras_layer_fit_matches_the_tf1_record(converted):
+  keras = runtime.keras_module()
+  record = SHARED.entry(REFVAR)["finetune"]
+  golden = SHARED.golden(REFVAR)
+  tol = record["tolerance"]
+  layer = hub_adapter.KerasLayer(converted(REFVAR), trainable=True)
+  inputs = keras.Input(shape=(), dtype="string")
+  model = keras.Model(inputs, layer(inputs))
+
+  def mean_square(y_true, y_pred):
+    del y_true
+    return tf.reduce_mean(tf.square(y_pred))
+
+  model.compile(optimizer=keras.optimizers.SGD(0.1), loss=mean_square)
+  sentences = golden[record["input"]["key"]].astype(object)
+  history = model.fit(sentences, np.zeros((len(sentences), 5), np.float32),
+                      batch_size=len(sentences), epochs=1, shuffle=False,
+                      verbose=0)
+  np.testing.assert_allclose(history.history["loss"][0],
+                             record["loss_before"], **tol)
+  by_name = {v.name[:-2]: v for v in layer.model.variables}
+  for key, spec in record["variables_after"].items():
+    np.testing.assert_allclose(by_name[key].numpy(), golden[spec["key"]],
+                               err_msg=key, **tol)
+
+
+def test_refvar_outputs_equal_the_module_in_both_variants(converted):
+  model = hub_adapter.load(converted(REFVAR))
+  for case in SHARED.cases(REFVAR, "hub.load.signatures"):
+    if case.spec["signature"] != "default":
+      continue
+    got = model(case.inputs()["sentences"],
+                training=bool(case.spec["tags"]))
+    np.testing.assert_allclose(got.numpy(), case.outputs()["default"],
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.tf1_compat
+def test_refvar_converts_from_tf1_compat_mode(tmp_path):
+  out = convert_lib.convert(SHARED.path(REFVAR), str(tmp_path / "out"))
+  model = hub_adapter.load(out)
+  case = [c for c in SHARED.cases(REFVAR, "hub.load.signatures")
+          if c.id == "tf2_hubload_infer_default_0"][0]
+  output = model(tf.constant(case.inputs()["sentences"]))
+  with tf.compat.v1.Session() as session:
+    session.run([tf.compat.v1.global_variables_initializer(),
+                 tf.compat.v1.tables_initializer()])
+    got = session.run(output)
+  np.testing.assert_allclose(got, case.outputs()["default"], rtol=1e-5,
+                             atol=1e-5)
+
+
+def test_a_reference_op_without_resource_equivalent_is_refused(tmp_path):
+  """RefSelect picks among references: no resource version exists."""
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  module = tmp_path / "module"
+  shutil.copytree(SHARED.path(REFVAR), module)
+  path = module / "saved_model.pb"
+  proto = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+  for meta_graph in proto.meta_graphs:
+    index = meta_graph.graph_def.node.add()
+    index.name, index.op = "pick", "Const"
+    index.attr["dtype"].type = tf.int32.as_datatype_enum
+    index.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(0))
+    node = meta_graph.graph_def.node.add()
+    node.name, node.op = "select_a_reference", "RefSelect"
+    node.input.extend(["pick", "word_emb", "word_emb"])
+    node.attr["T"].type = tf.float32.as_datatype_enum
+    node.attr["N"].i = 2
+  path.write_bytes(proto.SerializeToString())
+  with pytest.raises(errors.ModelFormatError) as raised:
+    convert_lib.convert(str(module), str(tmp_path / "out"))
+  message = str(raised.value)
+  assert "RefSelect node 'select_a_reference'" in message
+  assert "no resource-variable equivalent" in message
+  assert "enable_resource_variables()" in message  # the remedy
+  assert "hub_adapter.load(handle, trainable=True)" in message
+  assert not (tmp_path / "out").exists()
+
+
+# -- attached messages ------------------------------------------------------------
+
+def test_attached_messages_are_readable_after_conversion(converted):
+  from hub_adapter.tf1 import image_util  # pylint: disable=g-import-not-at-top
+  name = "tf1_image_with_attachments"
+  out = converted(name)
+  source_info = hub_adapter.inspect(SHARED.path(name))
+  info = hub_adapter.inspect(out)
+  assert info.attached_messages == source_info.attached_messages
+  assert len(info.attached_messages) == 2
+  assert os.path.isfile(os.path.join(out, "assets",
+                                     convert_lib.ATTACHMENTS_ASSET))
+  spec = hub_adapter.load_module_spec(SHARED.path(name))
+  for key in info.attached_messages:
+    message_type = (image_util.ImageModuleInfo if key == "image_module_info"
+                    else tf.train.Example)
+    want = spec.get_attached_message(key, message_type)
+    got = convert_lib.get_attached_message(out, key, message_type)
+    assert got == want and got.ByteSize() > 0
+  assert convert_lib.get_attached_message(out, "nothing", tf.train.Example) is (
+      None)
+  with pytest.raises(errors.AttachmentNotFoundError):
+    convert_lib.get_attached_message(out, "nothing", tf.train.Example,
+                                     required=True)
+  assert "Attached messages: " in __import__(
+      "hub_adapter.inspection").inspection.describe(info)
+
+
+# -- sparse and ragged inputs ------------------------------------------------------
+
+COMPOSITE = "tf1_sparse_ragged_inputs"
+
+
+def test_converted_model_takes_sparse_and_ragged_tensors(converted):
+  out = converted(COMPOSITE)
+  model = hub_adapter.load(out)
+  ragged_model = hub_adapter.load(out, signature="ragged")
+  view = SHARED.entry(COMPOSITE)["tf2_hub_load_view"][0]["signatures"]
+  for name, function in model.signatures.items():
+    # The flat TF2 signatures take the components, named as hub.load's.
+    assert sorted(function.structured_input_signature[1]) == sorted(
+        view[name]["inputs"])
+  for case in SHARED.cases(COMPOSITE, "hub.load.signatures"):
+    x = case.inputs()
+    want = case.outputs()["default"]
+    if case.spec["signature"] == "default":
+      value = tf.SparseTensor(x["ids_indices"], x["ids_values"],
+                              x["ids_dense_shape"])
+      got = model(value)
+    else:
+      value = tf.RaggedTensor.from_row_splits(x["ids_component_0"],
+                                              x["ids_component_1"])
+      got = ragged_model(value)
+      np.testing.assert_allclose(
+          model.raw.signature_functions["ragged"](ids=value)["default"],
+          want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+    flat = model.signatures[case.spec["signature"]](
+        **{k: tf.constant(v) for k, v in x.items()})
+    np.testing.assert_allclose(flat["default"].numpy(), want, rtol=1e-5,
+                               atol=1e-5)
+  layer = hub_adapter.KerasLayer(out)
+  case = SHARED.cases(COMPOSITE, "hub.load.signatures")[0]
+  x = case.inputs()
+  np.testing.assert_allclose(
+      layer(tf.SparseTensor(x["ids_indices"], x["ids_values"],
+                            x["ids_dense_shape"])),
+      case.outputs()["default"], rtol=1e-5, atol=1e-5)
+  with pytest.raises(errors.InputError) as raised:
+    model(tf.constant([[1, 2]], tf.int64))
+  assert "SparseTensorSpec" in str(raised.value)
+
+
+@pytest.mark.tf1_compat
+def test_converted_refvar_module_fine_tunes_in_tf1_compat_mode(tmp_path):
+  """The gradients built ahead of time serve tf.compat.v1 optimizers too."""
+  out = convert_lib.convert(SHARED.path(REFVAR), str(tmp_path / "out"))
+  record = SHARED.entry(REFVAR)["finetune"]
+  golden = SHARED.golden(REFVAR)
+  model = hub_adapter.load(out, trainable=True)
+  sentences = tf.constant(golden[record["input"]["key"]].astype(object))
+  loss = tf.reduce_mean(tf.square(model(sentences, training=True))) + (
+      tf.compat.v1.losses.get_regularization_loss())
+  step = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss)
+  with tf.compat.v1.Session() as session:
+    session.run([tf.compat.v1.global_variables_initializer(),
+                 tf.compat.v1.tables_initializer()])
+    np.testing.assert_allclose(session.run(loss), record["loss_before"],
+                               **record["tolerance"])
+    session.run(step)
+    np.testing.assert_allclose(session.run(loss), record["loss_after"],
+                               **record["tolerance"])
+
+
+_LOOP_READS_MODULE = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+tf.compat.v1.disable_v2_behavior()
+import hub_adapter
+
+def module_fn():
+  x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
+  w = tf.compat.v1.get_variable(
+      "w", initializer=tf.constant([[0.5], [-1.0], [2.0]]), use_resource=True)
+  emb = tf.compat.v1.get_variable(
+      "emb", initializer=tf.reshape(tf.range(12, dtype=tf.float32) / 10, [4, 3]),
+      use_resource=True)
+
+  def body(i, acc):  # Both variables are read inside the v1 while loop.
+    row = tf.gather(emb, tf.math.floormod(i, 4))            # ResourceGather
+    step = tf.matmul(x[i:i + 1] * row, w)                   # ReadVariableOp
+    return i + 1, acc + tf.reshape(step, [1, 1])
+
+  _, total = tf.compat.v1.while_loop(
+      lambda i, acc: i < tf.shape(x)[0], body,
+      [tf.constant(0), tf.zeros([1, 1])])
+  hub_adapter.add_signature(inputs=x, outputs=total)
+
+path = sys.argv[1]
+spec = hub_adapter.create_module_spec(module_fn)
+with tf.Graph().as_default():
+  module = hub_adapter.Module(spec)
+  with tf.compat.v1.Session() as session:
+    session.run(tf.compat.v1.global_variables_initializer())
+    module.export(path, session)
+x = np.array([[1., 2., 3.], [4., 5., 6.]], np.float32)
+with tf.Graph().as_default():
+  module = hub_adapter.Module(path, trainable=True)
+  loss = tf.reduce_sum(tf.square(module(x)))
+  step = tf.compat.v1.train.GradientDescentOptimizer(0.01).minimize(loss)
+  with tf.compat.v1.Session() as session:
+    session.run(tf.compat.v1.global_variables_initializer())
+    before = float(session.run(loss))
+    session.run(step)
+    after = {v.op.name.split("/", 1)[1]: session.run(v).tolist()
+             for v in module.variables}
+print(json.dumps({"loss": before, "variables": after}))
+"""
+
+
+def test_variables_read_inside_a_v1_loop_fine_tune_after_conversion(
+    tmp_path):
+  """Resource variables read inside a v1 while loop (ReadVariableOp and
+  ResourceGather through Enter) get their gradients too; the TF1 compat
+  step of hub_adapter.Module (tested against tensorflow_hub 0.15 elsewhere)
+  is the reference."""
+  import json  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  module = str(tmp_path / "module")
+  done = subprocess.run(
+      [sys.executable, "-c", _LOOP_READS_MODULE, module], capture_output=True,
+      text=True, timeout=300, check=False,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert done.returncode == 0, done.stderr[-3000:]
+  record = json.loads(done.stdout.strip().splitlines()[-1])
+  out = convert_lib.convert(module, str(tmp_path / "out"))
+  model = hub_adapter.load(out, trainable=True)
+  x = np.array([[1., 2., 3.], [4., 5., 6.]], np.float32)
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(tf.square(model(x, training=True)))
+  np.testing.assert_allclose(loss.numpy(), record["loss"], rtol=1e-5)
+  grads = tape.gradient(loss, model.trainable_variables)
+  for var, grad in zip(model.trainable_variables, grads):
+    var.assign_sub(0.01 * tf.convert_to_tensor(grad))
+    np.testing.assert_allclose(var.numpy(), record["variables"][var.name[:-2]],
+                               rtol=1e-5, atol=1e-6, err_msg=var.name)

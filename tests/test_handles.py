@@ -37,7 +37,7 @@ def test_local_folder(shared_fixtures, monkeypatch):
   import pathlib
   assert resolve_lib.resolve(pathlib.Path(path)) == path
   assert resolve_lib.resolve("file://" + path) == path
-  monkeypatch.chdir(shared_fixtures.root)
+  monkeypatch.chdir(os.path.dirname(path))
   assert resolve_lib.resolve("tf2_signatures_only") == path
 
 
@@ -89,6 +89,56 @@ def test_bad_handles(tmp_path):
   assert issubclass(errors.ModelFormatError, ValueError)
 
 
+@pytest.mark.parametrize("handle,hint", [
+    # Kaggle's handle form: owner/model/framework/variation/version.
+    ("google/nnlm/tensorFlow2/en-dim50/1",
+     "Kaggle model handle (owner/model/framework/variation/version); the "
+     "URL for it is https://www.kaggle.com/models/google/nnlm/frameworks/"
+     "tensorFlow2/variations/en-dim50/versions/1."),
+    ("google/mobilenet-v2/TfLite/100-224-classification/2",
+     "https://www.kaggle.com/models/google/mobilenet-v2/frameworks/TfLite/"
+     "variations/100-224-classification/versions/2."),
+    ("google/nnlm/tensorFlow2/en-dim50",
+     "without its version; its URL is https://www.kaggle.com/models/google/"
+     "nnlm/frameworks/tensorFlow2/variations/en-dim50/versions/N"),
+    # tfhub.dev paths, short and long: never taken for Kaggle handles.
+    ("google/nnlm-en-dim50/2",
+     "tfhub.dev path; the handle for that is "
+     "https://tfhub.dev/google/nnlm-en-dim50/2."),
+    ("google/imagenet/mobilenet_v2_100_224/feature_vector/5",
+     "https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5"
+     "."),
+    # Model URLs without their scheme.
+    ("www.kaggle.com/models/google/nnlm/tensorFlow2/en-dim50/1",
+     "write it as https://www.kaggle.com/models/google/nnlm/tensorFlow2/"
+     "en-dim50/1."),
+    ("tfhub.dev/google/nnlm-en-dim50/2",
+     "write it as https://tfhub.dev/google/nnlm-en-dim50/2."),
+])
+def test_missing_model_paths_get_the_url_they_stand_for(handle, hint,
+                                                        tmp_path,
+                                                        monkeypatch):
+  # As tensorflow_hub 0.16.1 does, a string without a scheme is a local path
+  # (here: one that does not exist); the error says which URL was meant.
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(errors.HandleError, match="does not exist") as info:
+    resolve_lib.resolve(handle)
+  assert hint in str(info.value)
+  # Those URLs are fetched the way tensorflow_hub fetches them.
+  url = resolve_lib.kaggle_url(handle)
+  if url is not None and not url.endswith("/"):
+    assert resolve_lib.download_url(url) == url + "?tf-hub-format=compressed"
+
+
+def test_no_hint_for_paths_that_are_not_model_handles(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  for handle in ("models/my_model", "data/train/tensorflow2/x/1extra/y/z"):
+    with pytest.raises(errors.HandleError) as info:
+      resolve_lib.resolve(handle)
+    assert "It looks like" not in str(info.value)
+  assert resolve_lib.kaggle_url("a/b/notaframework/c/1") is None
+
+
 def test_parse_handle_kinds(shared_fixtures):
   parse = resolve_lib.parse_handle
   assert parse("https://tfhub.dev/google/nnlm-en-dim50/2").kind == "url"
@@ -107,6 +157,9 @@ def test_parse_handle_kinds(shared_fixtures):
      "variations/en-dim50/versions/1",
      "https://www.kaggle.com/models/google/nnlm/frameworks/tensorFlow2/"
      "variations/en-dim50/versions/1?tf-hub-format=compressed"),
+    ("https://www.kaggle.com/models/google/nnlm/tensorFlow2/en-dim50/1",
+     "https://www.kaggle.com/models/google/nnlm/tensorFlow2/en-dim50/1"
+     "?tf-hub-format=compressed"),
     ("https://example.com/m?version=3",
      "https://example.com/m?version=3&tf-hub-format=compressed"),
     ("https://hub.tensorflow.google.cn/google/nnlm-en-dim50/2",

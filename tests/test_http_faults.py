@@ -145,3 +145,100 @@ def test_bad_settings(monkeypatch):
   monkeypatch.setenv(download.TIMEOUT_ENV, "soon")
   with pytest.raises(errors.HandleError, match=download.TIMEOUT_ENV):
     download.settings()
+
+
+# -- progress: a tqdm bar on a terminal, plain lines elsewhere ----------------
+
+def _terminal(columns=200, rows=50):
+  """A pseudo-terminal sized like a real one: (master fd, writable file)."""
+  import fcntl  # pylint: disable=g-import-not-at-top
+  import struct  # pylint: disable=g-import-not-at-top
+  import termios  # pylint: disable=g-import-not-at-top
+  master, slave = os.openpty()
+  fcntl.ioctl(slave, termios.TIOCSWINSZ,
+              struct.pack("HHHH", rows, columns, 0, 0))
+  return master, os.fdopen(slave, "w", encoding="utf-8")
+
+
+def _read_pty(master):
+  import select  # pylint: disable=g-import-not-at-top
+  out = b""
+  while select.select([master], [], [], 0.2)[0]:
+    try:
+      chunk = os.read(master, 65536)
+    except OSError:
+      break
+    if not chunk:
+      break
+    out += chunk
+  return out.decode("utf-8", "replace")
+
+
+def test_progress_is_a_tqdm_bar_on_a_terminal(server, cache_dir, archive,
+                                              monkeypatch, capsys):
+  master, terminal = _terminal()
+  try:
+    url = server.set("/m.tar.gz", archive)
+    monkeypatch.setattr("sys.stderr", terminal)
+    folder = resolve_lib.fetch(url)
+    terminal.flush()
+    shown = _read_pty(master)
+  finally:
+    terminal.close()
+    os.close(master)
+  assert os.path.isfile(os.path.join(folder, "saved_model.pb"))
+  # tqdm redraws one line in place ("\r") with its bar, size and rate.
+  assert f"Downloading {url}?tf-hub-format=compressed: 100%|" in shown
+  assert "\r" in shown and "/s]" in shown
+  assert "Extracting" in shown
+  assert capsys.readouterr().err == ""
+
+
+def test_progress_without_a_terminal_is_plain_lines(server, tmp_path,
+                                                    archive):
+  import io  # pylint: disable=g-import-not-at-top
+  url = server.set("/m.tar.gz", archive)
+  log = io.StringIO()
+  bar = download.ProgressBar(url, stream=log)
+  assert not bar.is_bar
+  with bar:
+    download.download(url, str(tmp_path / "m"), progress=bar)
+  text = log.getvalue()
+  assert "\r" not in text  # No redrawn bar in a log file.
+  lines = text.splitlines()
+  assert lines and all(l.startswith(f"Downloading {url}: ") for l in lines)
+  assert "100%" in lines[-1]
+  # Nothing at all without progress.
+  quiet = io.StringIO()
+  download.download(url, str(tmp_path / "q"))
+  assert quiet.getvalue() == ""
+
+
+def test_progress_restarts_with_a_retry(server, tmp_path, archive,
+                                        monkeypatch):
+  monkeypatch.setenv(download.BACKOFF_ENV, "0.01")
+  master, terminal = _terminal(columns=0, rows=0)  # Reports no size.
+  try:
+    url = server.set("/m.tar.gz", archive, fault="reset", keep=700, times=1)
+    with download.ProgressBar(url, stream=terminal) as bar:
+      assert bar.is_bar
+      download.download(url, str(tmp_path / "m"), progress=bar, retries=2)
+    terminal.flush()
+    shown = _read_pty(master)
+  finally:
+    terminal.close()
+    os.close(master)
+  assert server.count("/m.tar.gz") == 2
+  assert shown.count("100%|") >= 1
+
+
+def test_retries_are_logged(server, tmp_path, archive, caplog):
+  import logging  # pylint: disable=g-import-not-at-top
+  url = server.set("/m.tar.gz", archive, fault="status", status=503, times=1)
+  with caplog.at_level(logging.INFO, logger="absl"):
+    download.download(url, str(tmp_path / "m"), retries=1, backoff=0.01)
+  warnings = [r.getMessage() for r in caplog.records
+              if r.name == "absl" and r.levelno == logging.WARNING]
+  assert len(warnings) == 1
+  assert "HTTP 503" in warnings[0] and "retrying in 0.01 s" in warnings[0]
+  assert "attempt 2 of 2" in warnings[0]

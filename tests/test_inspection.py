@@ -284,3 +284,41 @@ def test_load_parses_variables_index_once(shared_fixtures, tmp_path,
   os.utime(index, ns=(1, 1))  # A changed file is parsed again.
   inspect_lib.inspect_folder(folder)
   assert len(calls) == 2
+
+
+def test_protos_are_read_without_importing_tensorflow(shared_fixtures):
+  # inspect_folder and the hostile-op scan read saved_model.pb with
+  # TensorFlow's own proto classes but without `import tensorflow`; a later
+  # import gets the same classes, and loading still works.
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = (
+      "import sys\n"
+      "from hub_adapter import inspection, untrusted\n"
+      "info = inspection.inspect_folder(sys.argv[1])\n"
+      "assert untrusted.scan(info) == ()\n"
+      "proto = inspection.read_saved_model(sys.argv[1])\n"
+      "print('tensorflow' in sys.modules, info.variables[0].dtype)\n"
+      "import tensorflow as tf\n"
+      "from tensorflow.core.protobuf import saved_model_pb2\n"
+      "print(type(proto) is saved_model_pb2.SavedModel,\n"
+      "      len(tf.saved_model.load(sys.argv[1]).variables) > 0)\n")
+  out = subprocess.run([sys.executable, "-c", code,
+                        shared_fixtures.path("tf2_image_bn_reusable")],
+                       capture_output=True, text=True, check=True).stdout
+  assert out.split() == ["False", "float32", "True", "True"]
+
+
+def test_dtype_names_and_sizes_match_tf_dtypes():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from hub_adapter import proto_readers  # pylint: disable=g-import-not-at-top
+  for value in list(range(0, 140)) + [999]:
+    try:
+      dtype = tf.dtypes.as_dtype(value)
+    except (TypeError, ValueError, KeyError):
+      assert proto_readers.dtype_name(value) == f"unknown_dtype_{value}"
+      continue
+    name = dtype.base_dtype.name
+    assert proto_readers.dtype_name(value) == name, value
+    want = None if name in ("string", "resource", "variant") else dtype.size
+    assert proto_readers.dtype_size(name) == want, name

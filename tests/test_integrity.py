@@ -196,3 +196,106 @@ def test_dangling_object_references_are_tolerated(shared_fixtures, tmp_path):
   os.remove(os.path.join(path, "fingerprint.pb"))
   info = _check(path)  # Unknown references are skipped, not fatal.
   assert info.variables == ()
+
+
+# -- TensorFlow's own checksum verification, and what the pre-check adds ------
+
+def _flip(path, offset):
+  full = os.path.join(path, DATA)
+  with open(full, "r+b") as f:
+    f.seek(offset)
+    byte = f.read(1)
+    f.seek(offset)
+    f.write(bytes([byte[0] ^ 0x01]))
+
+
+def _raw_variable(path):
+  """The index entry of a float variable (not the string object graph)."""
+  index = inspect_lib.read_bundle_index(path)
+  return next(e for e in index.entries
+              if e.key.endswith("VARIABLE_VALUE") and e.dtype == 1)
+
+
+@pytest.mark.parametrize("how", ["parallel", "tensorflow", "keras_layer"])
+def test_restore_checksum_failure_names_the_file(shared_fixtures, tmp_path,
+                                                 monkeypatch, how):
+  # One flipped bit in a variable the pre-check does not look at (bound 0):
+  # TensorFlow's restore raises DataLossError, and the user sees the same
+  # ModelFormatError the pre-check gives, naming the file and variable.
+  import hub_adapter  # pylint: disable=g-import-not-at-top
+  path = _copy(shared_fixtures, "tf2_image_bn_reusable", tmp_path)
+  entry = _raw_variable(path)
+  _flip(path, entry.offset + entry.size // 2)
+  monkeypatch.setenv(integrity.VERIFY_MAX_BYTES_ENV, "0")
+  with pytest.raises(errors.ModelFormatError) as e:
+    if how == "keras_layer":
+      hub_adapter.KerasLayer(path)
+    else:
+      hub_adapter.load(path, restore=how)
+  message = str(e.value)
+  assert e.value.file == DATA
+  assert message.startswith(f"Variable data file {DATA} of model "
+                            f"{path!r} is corrupt.")
+  assert f"Variable {entry.key!r} does not match its checksum" in message
+  assert "DataLossError" in message and "Checksum does not match" in message
+  assert "{{" not in message and "[Op:" not in message
+  # With the pre-check on, the load stops before TensorFlow reads anything.
+  monkeypatch.delenv(integrity.VERIFY_MAX_BYTES_ENV)
+  with pytest.raises(errors.ModelFormatError,
+                     match=f"Variable {entry.key!r} does not match") as e:
+    hub_adapter.load(path)
+  assert "CRC32C of its" in str(e.value) and "DataLossError" not in str(
+      e.value)
+
+
+def test_restore_error_ignores_other_failures(shared_fixtures):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path = shared_fixtures.path("tf2_image_bn_reusable")
+  assert integrity.restore_error(ValueError("no"), path) is None
+  assert integrity.restore_error(
+      tf.errors.NotFoundError(None, None, "Op type not registered"),
+      path) is None
+  error = integrity.restore_error(
+      tf.errors.DataLossError(None, None, "Checksum does not match"), path)
+  assert isinstance(error, errors.ModelFormatError) and error.file == DATA
+  # Nothing is damaged on disk: the message says what TensorFlow found.
+  assert "TensorFlow's restore read bytes" in str(error)
+
+
+def _string_model(folder):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  module = tf.Module()
+  module.words = tf.Variable(["", "a", "h\u00e9llo", "x" * 300] * 20)
+  module.grid = tf.Variable([["p", "q"], ["", "rr"]])
+  module.scalar = tf.Variable("only")
+  module.numbers = tf.Variable(tf.range(64, dtype=tf.float32))
+  tf.saved_model.save(module, folder)
+  return folder
+
+
+def test_string_variables_are_pre_checked(tmp_path):
+  path = _string_model(str(tmp_path / "strings"))
+  _check(path)  # TensorFlow's string layout checks out, whatever the shape.
+  index = inspect_lib.read_bundle_index(path)
+  words = next(e for e in index.entries if e.key.startswith("words/"))
+  for offset in (words.offset + words.size - 5,  # In the string bytes.
+                 words.offset + 1):  # In the lengths.
+    broken = str(tmp_path / f"broken_{offset}")
+    shutil.copytree(path, broken)
+    _flip(broken, offset)
+    with pytest.raises(errors.ModelFormatError,
+                       match=f"Variable {words.key!r} does not match its "
+                       "checksum") as e:
+      _check(broken)
+    assert e.value.file == DATA
+
+
+def test_skipped_pre_check_is_logged(shared_fixtures, caplog):
+  import logging  # pylint: disable=g-import-not-at-top
+  info = inspect_lib.inspect_folder(shared_fixtures.path(
+      "tf2_image_bn_reusable"))
+  with caplog.at_level(logging.INFO, logger="absl"):
+    integrity.check_folder(info, "h", verify_max_bytes=1)
+  assert any("not pre-verifying" in r.getMessage() and
+             "TensorFlow's restore verifies them" in r.getMessage()
+             for r in caplog.records if r.name == "absl")

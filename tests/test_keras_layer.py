@@ -146,9 +146,9 @@ def test_outputs_equal_goldens(shared_fixtures, name, case_id):
     training = spec.get("training")
     layer = hub.KerasLayer(shared_fixtures.path(name),
                            trainable=bool(training))
-    x = case.inputs()["inputs"]
+    x = case.call_input()
     out = layer(x) if training is None else layer(x, training=training)
-    case.assert_outputs({"output": out})
+    case.assert_call_outputs(out)
     state = _values(layer.model.variables)
     for key, want in case.state_after().items():
       np.testing.assert_allclose(state[key], want, err_msg=key, **TOL)
@@ -535,7 +535,7 @@ def test_graph_mode_fine_tuning_a_tf1_module_matches_hub_module(
   keras = runtime.keras_module()
   entry = shared_fixtures.entry("tf1_image_feature_vector")
   record = entry["finetune"]
-  golden = np.load(f"{shared_fixtures.root}/{entry['golden']}")
+  golden = shared_fixtures.golden("tf1_image_feature_vector")
   images = golden[record["input"]["key"]]
   layer = hub.KerasLayer(_path("tf1_image_feature_vector"), trainable=True)
   inputs = keras.Input((8, 8, 3))
@@ -560,3 +560,221 @@ def test_graph_mode_fine_tuning_a_tf1_module_matches_hub_module(
     np.testing.assert_allclose(np.concatenate([v.ravel() for v in value]),
                                golden[spec["key"]].ravel(), err_msg=name,
                                **tol)
+
+
+# -- tensorflow_hub parity: its sentences first, its exception types ----------
+# Tiny models made here: a TF2 SavedModel whose __call__ adds one (with a
+# serving_default signature), one with an extra hyper-parameter input and no
+# variables, and a TF1 Hub module created as with tensorflow_hub 0.15.
+
+def _plus_one(path):
+  tf = _tf()
+  obj = tf.train.Checkpoint()
+  obj.v = tf.Variable(1.0)
+  obj.__call__ = tf.function(
+      lambda x: x + obj.v,
+      input_signature=[tf.TensorSpec(None, tf.float32)])
+  tf.saved_model.save(obj, path)
+  return path
+
+
+def _no_variables(path):
+  tf = _tf()
+  obj = tf.train.Checkpoint()
+  obj.__call__ = tf.function(
+      lambda x, a=1.0: a * x,
+      input_signature=[tf.TensorSpec([None, 1], tf.float32),
+                       tf.TensorSpec([], tf.float32)])
+  tf.saved_model.save(obj, path)
+  return path
+
+
+def _tf1_plus_one(path):
+  tf = _tf()
+
+  def module_fn():
+    x = tf.compat.v1.placeholder(tf.float32, name="x")
+    w = tf.compat.v1.get_variable("w", initializer=1.0)
+    hub.add_signature(inputs=x, outputs={"default": x + w, "twice": 2 * x})
+
+  spec = hub.create_module_spec(module_fn)
+  with tf.compat.v1.Graph().as_default():
+    module = hub.Module(spec)
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      module.export(path, session)
+  return path
+
+
+@pytest.fixture(scope="module")
+def parity_models(tmp_path_factory):
+  root = tmp_path_factory.mktemp("parity")
+  return {"tf2": _plus_one(str(root / "tf2")),
+          "bare": _no_variables(str(root / "bare")),
+          "tf1": _tf1_plus_one(str(root / "tf1"))}
+
+
+OUTPUTS_SENTENCE = ("When using a signature, either output_key or "
+                    "signature_outputs_as_dict=True should be set.")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"signature": "serving_default"},
+    {"signature": "serving_default", "output_key": "output_0",
+     "signature_outputs_as_dict": True},
+])
+def test_signature_output_rules_keep_tensorflow_hubs_sentence(parity_models,
+                                                              kwargs):
+  with pytest.raises(ValueError) as info:
+    hub.KerasLayer(parity_models["tf2"], **kwargs)
+  assert isinstance(info.value, hub.SignatureError)
+  assert str(info.value).startswith(OUTPUTS_SENTENCE + "\n")
+  assert "Fix: " in str(info.value)  # Then hub_adapter's remedy.
+
+
+def test_outputs_as_dict_without_a_signature_keeps_the_sentence(
+    parity_models):
+  with pytest.raises(ValueError) as info:
+    hub.KerasLayer(parity_models["tf2"], signature_outputs_as_dict=True)
+  assert str(info.value).startswith(
+      "signature_outputs_as_dict is only valid if specifying a signature "
+      "(or using a legacy TF1 Hub format).")
+
+
+def test_tf1_module_defaults_and_its_one_forbidden_combination(
+    parity_models):
+  x = np.array([1.0, 2.0], np.float32)
+  np.testing.assert_allclose(hub.KerasLayer(parity_models["tf1"])(x),
+                             [2.0, 3.0])
+  both = hub.KerasLayer(parity_models["tf1"], signature_outputs_as_dict=True)
+  np.testing.assert_allclose(both(x)["twice"], [2.0, 4.0])
+  with pytest.raises(hub.SignatureError) as info:
+    hub.KerasLayer(parity_models["tf1"], output_key="twice",
+                   signature_outputs_as_dict=True)
+  assert str(info.value).startswith(OUTPUTS_SENTENCE)
+
+
+def test_training_a_signature_is_refused_as_tensorflow_hub_does(
+    parity_models):
+  sentence = ("Setting hub.KerasLayer.trainable = True is unsupported when "
+              "calling a SavedModel signature.")
+  with pytest.raises(ValueError) as info:  # At construction ...
+    hub.KerasLayer(parity_models["tf2"], signature="serving_default",
+                   signature_outputs_as_dict=True, trainable=True)
+  assert isinstance(info.value, hub.UnsupportedOperationError)
+  assert str(info.value).startswith(sentence + "\n")
+  layer = hub.KerasLayer(parity_models["tf2"], signature="serving_default",
+                         signature_outputs_as_dict=True)
+  np.testing.assert_allclose(layer(np.float32(10.0))["output_0"], 11.0)
+  layer.trainable = True
+  with pytest.raises(ValueError, match="trainable.*=.*True.*unsupported"):
+    layer(np.float32(10.0))  # ... and when made trainable later.
+
+
+def test_training_a_tf1_module_in_tf2_is_a_value_error_too(parity_models):
+  with pytest.raises(ValueError) as info:
+    hub.KerasLayer(parity_models["tf1"], trainable=True)
+  assert isinstance(info.value, hub.UnsupportedOperationError)
+  assert isinstance(info.value, NotImplementedError)
+  assert str(info.value).startswith(
+      "Setting hub.KerasLayer.trainable = True is unsupported when loading "
+      "from the TF1 Hub format.\n")
+  layer = hub.KerasLayer(parity_models["tf1"])
+  layer.trainable = True
+  with pytest.raises(ValueError, match="trainable.*=.*True.*unsupported"):
+    layer(np.float32(1.0))
+
+
+def test_a_trainable_layer_without_trainable_weights_logs_once(
+    parity_models, caplog):
+  layer = hub.KerasLayer(parity_models["bare"], trainable=True,
+                         arguments={"a": 3.0})
+  with caplog.at_level("ERROR"):
+    np.testing.assert_allclose(layer(np.array([[10.0]], np.float32)),
+                               [[30.0]])
+    layer(np.array([[10.0]], np.float32))
+  errors_logged = [r for r in caplog.records if r.levelname == "ERROR"]
+  assert len(errors_logged) == 1
+  assert errors_logged[0].getMessage().startswith(
+      "hub.KerasLayer is trainable but has zero trainable weights.")
+  caplog.clear()
+  with caplog.at_level("ERROR"):  # Weights to train: nothing logged.
+    hub.KerasLayer(parity_models["tf2"], trainable=True)(np.float32(1.0))
+  assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_output_shape_under_tensorflow_hubs_private_name(parity_models):
+  with_shape = hub.KerasLayer(parity_models["bare"], output_shape=[1])
+  assert with_shape._output_shape == (1,)  # pylint: disable=protected-access
+  again = hub.KerasLayer.from_config(
+      json.loads(json.dumps(with_shape.get_config())))
+  assert again._output_shape == with_shape._output_shape  # pylint: disable=protected-access
+  assert not hasattr(hub.KerasLayer(parity_models["bare"]), "_output_shape")
+
+
+def test_a_handle_of_the_wrong_type_keeps_tensorflow_hubs_sentence():
+  with pytest.raises(ValueError, match="^Expected a string, got 42"):
+    hub.KerasLayer(42)
+  with pytest.raises(ValueError, match="^Expected a string, got 42"):
+    hub.load(42)
+
+
+# -- sparse and ragged inputs of TF1 signatures ---------------------------------
+
+COMPOSITE = "tf1_sparse_ragged_inputs"
+
+
+def _composite_case(shared_fixtures, case_id):
+  return next(c for c in shared_fixtures.cases(COMPOSITE) if c.id == case_id)
+
+
+def test_sparse_and_ragged_inputs_called_directly(shared_fixtures):
+  tf = _tf()
+  sparse_case = _composite_case(shared_fixtures, "tf2_hubload_default_0")
+  x = sparse_case.inputs()
+  sparse = tf.SparseTensor(x["ids_indices"], x["ids_values"],
+                           x["ids_dense_shape"])
+  layer = hub.KerasLayer(shared_fixtures.path(COMPOSITE))
+  np.testing.assert_allclose(layer(sparse), sparse_case.outputs()["default"],
+                             **TOL)
+  ragged_case = _composite_case(shared_fixtures, "tf2_hubload_ragged_0")
+  x = ragged_case.inputs()
+  ragged = tf.RaggedTensor.from_row_splits(x["ids_component_0"],
+                                           x["ids_component_1"])
+  layer = hub.KerasLayer(shared_fixtures.path(COMPOSITE), signature="ragged",
+                         output_key="default")
+  np.testing.assert_allclose(layer(ragged), ragged_case.outputs()["default"],
+                             **TOL)
+
+
+def test_sparse_and_ragged_keras_inputs_in_functional_models(
+    shared_fixtures, keras):
+  tf = _tf()
+  sparse_case = _composite_case(shared_fixtures, "tf2_hubload_default_0")
+  x = sparse_case.inputs()
+  sparse = tf.SparseTensor(x["ids_indices"], x["ids_values"],
+                           x["ids_dense_shape"])
+  inputs = keras.Input(shape=(None,), sparse=True, dtype="int64")
+  model = keras.Model(inputs,
+                      hub.KerasLayer(shared_fixtures.path(COMPOSITE))(inputs))
+  np.testing.assert_allclose(model(sparse), sparse_case.outputs()["default"],
+                             **TOL)
+  ragged_case = _composite_case(shared_fixtures, "tf2_hubload_ragged_1")
+  x = ragged_case.inputs()
+  ragged = tf.RaggedTensor.from_row_splits(x["ids_component_0"],
+                                           x["ids_component_1"])
+  inputs = keras.Input(shape=(None,), ragged=True, dtype="int64")
+  layer = hub.KerasLayer(shared_fixtures.path(COMPOSITE), signature="ragged",
+                         output_key="default")
+  model = keras.Model(inputs, layer(inputs))
+  np.testing.assert_allclose(model(ragged), ragged_case.outputs()["default"],
+                             **TOL)
+
+
+def test_dense_input_where_sparse_is_declared_is_an_input_error(
+    shared_fixtures):
+  layer = hub.KerasLayer(shared_fixtures.path(COMPOSITE))
+  with pytest.raises(hub.InputError) as e:
+    layer(np.array([[1, 2]], np.int64))
+  assert "Input 'ids'" in str(e.value)
+  assert "declares a tf.SparseTensor" in str(e.value)

@@ -156,13 +156,33 @@ def test_parse_handle_accepts_or_raises_handle_error(handle):
     assert parsed.url == handle
 
 
-@given(handle=st.one_of(st.none(), st.integers(), st.binary(max_size=10),
+@given(handle=st.one_of(st.none(), st.integers(), st.floats(),
                         st.lists(st.text(max_size=3), max_size=2)))
-def test_non_string_handles(handle):
-  try:
+def test_non_string_handles_are_refused_by_type(handle):
+  with pytest.raises(errors.HandleError) as caught:
     resolve_lib.parse_handle(handle)
-  except errors.HandleError:
-    pass
+  assert "must be a string or path" in str(caught.value)
+  assert type(handle).__name__ in str(caught.value)
+
+
+@given(handle=st.binary(max_size=10))
+def test_byte_handles_mean_their_utf8_text(handle):
+  """Bytes are decoded as UTF-8 and then parsed as that text; bytes that are
+  not UTF-8 are refused like any other non-string."""
+  try:
+    text = handle.decode("utf-8")
+  except UnicodeDecodeError:
+    with pytest.raises(errors.HandleError, match="must be a string or path"):
+      resolve_lib.parse_handle(handle)
+    return
+  try:
+    expected = resolve_lib.parse_handle(text)
+  except errors.HandleError as e:
+    with pytest.raises(errors.HandleError) as caught:
+      resolve_lib.parse_handle(handle)
+    assert str(caught.value) == str(e)
+  else:
+    assert resolve_lib.parse_handle(handle) == expected
 
 
 @given(name=st.text(max_size=40))
@@ -175,3 +195,22 @@ def test_safe_member_path_never_escapes(name):
   root = "/target"
   full = os.path.normpath(os.path.join(root, rel))
   assert full == root or full.startswith(root + "/")
+
+
+def _crc32c_bitwise(data, crc=0):
+  """The CRC-32C definition, bit by bit (reflected polynomial 0x82F63B78)."""
+  crc ^= 0xFFFFFFFF
+  for byte in data:
+    crc ^= byte
+    for _ in range(8):
+      crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+  return crc ^ 0xFFFFFFFF
+
+
+@given(head=st.binary(max_size=300), tail=st.binary(max_size=300))
+def test_crc32c_is_the_castagnoli_crc_and_extends(head, tail):
+  assert proto_readers.crc32c(head + tail) == _crc32c_bitwise(head + tail)
+  assert proto_readers.crc32c(tail, proto_readers.crc32c(head)) == \
+      proto_readers.crc32c(head + tail)
+  value = proto_readers.crc32c(head)
+  assert proto_readers.unmask_crc(proto_readers.mask_crc(value)) == value

@@ -6,21 +6,7 @@ from hub_adapter import errors
 from hub_adapter import support
 from hub_adapter.support import Format, Mode, Operation
 
-# The official TF Hub support table, written out independently of support.py.
-OFFICIAL = {
-    ("tf1_hub", "load", "tf1_compat"): True,
-    ("tf1_hub", "load", "tf2"): True,
-    ("tf1_hub", "fine_tune", "tf1_compat"): True,
-    ("tf1_hub", "fine_tune", "tf2"): False,
-    ("tf1_hub", "create", "tf1_compat"): True,
-    ("tf1_hub", "create", "tf2"): False,
-    ("tf2_saved_model", "load", "tf1_compat"): True,
-    ("tf2_saved_model", "load", "tf2"): True,
-    ("tf2_saved_model", "fine_tune", "tf1_compat"): True,
-    ("tf2_saved_model", "fine_tune", "tf2"): True,
-    ("tf2_saved_model", "create", "tf1_compat"): True,
-    ("tf2_saved_model", "create", "tf2"): True,
-}
+from official_table import OFFICIAL  # pylint: disable=wrong-import-order
 
 
 def test_table_has_all_twelve_cells_as_official():

@@ -2,7 +2,10 @@
 
 ``layer_class()`` returns ``type("KerasLayer", (Behaviour, KerasLayer,
 keras.layers.Layer), ...)`` for the flavour running now, where ``Behaviour``
-comes from :mod:`~hub_adapter.keras_layers.keras3` or
+comes from :mod:`~hub_adapter.keras_layers.keras3` (Keras 3, TensorFlow
+backend), :mod:`~hub_adapter.keras_layers.jax_backend` (Keras 3, JAX
+backend), :mod:`~hub_adapter.keras_layers.other_backends` (other Keras 3
+backends: refused at construction) or
 :mod:`~hub_adapter.keras_layers.tf_keras`. Each class is built once per
 process and registered for deserialization in its Keras as
 ``"hub_adapter>KerasLayer"``.
@@ -23,6 +26,12 @@ _BEHAVIOURS = {
     runtime.KERAS3: "hub_adapter.keras_layers.keras3",
     runtime.TF_KERAS: "hub_adapter.keras_layers.tf_keras",
 }
+# Keras 3 backend -> behaviour module (``keras.backend.backend()``).
+_KERAS3_BACKENDS = {
+    "tensorflow": "hub_adapter.keras_layers.keras3",
+    "jax": "hub_adapter.keras_layers.jax_backend",
+}
+_OTHER_BACKENDS = "hub_adapter.keras_layers.other_backends"
 _CLASSES: Dict[str, type] = {}
 _LOCK = threading.RLock()
 
@@ -56,10 +65,12 @@ def layer_class(flavour: Optional[str] = None) -> type:
 def _build(flavour: str) -> type:
   from hub_adapter.keras_layer import KerasLayer  # pylint: disable=g-import-not-at-top
   keras = runtime.keras_module(flavour)
-  behaviour = importlib.import_module(_BEHAVIOURS[flavour]).Behaviour
+  behaviour = importlib.import_module(
+      _behaviour_module(flavour, keras)).Behaviour
   # AutoGraph would otherwise convert the layer's Python plumbing (and
   # hub_adapter's model code it calls); none of it branches on tensors.
-  call = runtime.tf().autograph.experimental.do_not_convert(KerasLayer.call)
+  call = runtime.tf().autograph.experimental.do_not_convert(
+      vars(behaviour).get("call", KerasLayer.call))
   cls = type(NAME, (behaviour, KerasLayer, keras.layers.Layer), {
       "__module__": KerasLayer.__module__,
       "__qualname__": NAME,
@@ -70,8 +81,20 @@ def _build(flavour: str) -> type:
   return cls
 
 
+def _behaviour_module(flavour: str, keras: Any) -> str:
+  """The behaviour module for a flavour and, under Keras 3, its backend."""
+  if flavour != runtime.KERAS3:
+    return _BEHAVIOURS[flavour]
+  backend = keras.backend.backend()
+  return _KERAS3_BACKENDS.get(backend, _OTHER_BACKENDS)
+
+
 def register(cls: type, keras: Any) -> None:
-  """Registers ``cls`` as ``"hub_adapter>KerasLayer"`` in ``keras``."""
+  """Registers ``cls`` as ``"hub_adapter>KerasLayer"`` in ``keras``, in
+  place of the reference that ``import hub_adapter`` entered there (see
+  :mod:`hub_adapter.keras_layers.registration`)."""
+  from hub_adapter.keras_layers import registration  # pylint: disable=g-import-not-at-top
+  registration.forget(keras)
   saving = getattr(keras, "saving", None)
   register_fn = getattr(saving, "register_keras_serializable", None)
   if register_fn is None:  # TF 2.15's tf.keras has it under utils only.

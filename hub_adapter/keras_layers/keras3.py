@@ -34,6 +34,19 @@ def _weight_name(variable: Any) -> str:
   return name.replace("/", "_")
 
 
+def _input_spec(tensor: Any) -> Any:
+  """The ``tf.TypeSpec`` of a symbolic input: sparse and ragged ones (from
+  ``keras.Input(sparse=True)`` / ``ragged=True``) keep their kind, so TF1
+  signatures declaring them trace."""
+  dtype = tf.as_dtype(tensor.dtype)
+  if getattr(tensor, "sparse", False):
+    return tf.SparseTensorSpec(tensor.shape, dtype)
+  if getattr(tensor, "ragged", False):
+    return tf.RaggedTensorSpec(tensor.shape, dtype,
+                               ragged_rank=len(tensor.shape) - 1)
+  return tf.TensorSpec(tensor.shape, dtype)
+
+
 class Behaviour:
   """Keras 3 hooks of ``hub_adapter.KerasLayer`` (see the module doc)."""
 
@@ -65,8 +78,7 @@ class Behaviour:
   def compute_output_spec(self, inputs, training=None):
     """Traces the model's call on the symbolic inputs' specs."""
     del training
-    specs = tf.nest.map_structure(
-        lambda t: tf.TensorSpec(t.shape, tf.as_dtype(t.dtype)), inputs)
+    specs = tf.nest.map_structure(_input_spec, inputs)
     forward = tf.function(lambda x: self._hub_forward(x, False),
                           autograph=False)
     outputs = forward.get_concrete_function(specs).structured_outputs
@@ -80,8 +92,10 @@ class Behaviour:
           "Keras 3 needs every symbolic tensor's rank.",
           "Pass output_shape= (without the batch dimension), e.g. "
           "KerasLayer(handle, output_shape=[8])."), handle=self._hub_handle)
-    return keras.KerasTensor(tuple(tensor.shape.as_list()),
-                             dtype=tensor.dtype.name)
+    return keras.KerasTensor(
+        tuple(tensor.shape.as_list()), dtype=tensor.dtype.name,
+        sparse=isinstance(tensor, tf.SparseTensor),
+        ragged=isinstance(tensor, tf.RaggedTensor))
 
   def _hub_infer_output_shape(self, input_shape: Any) -> Any:
     dtypes = self._hub_input_dtypes()

@@ -37,9 +37,14 @@ name inside the module's ``assets/`` folder. The spec's ``asset_sources``
 remembers where each file name is copied from, so a Module built from the
 spec reads the original file, and ``export`` copies it into ``assets/``.
 
-All of this only exists in TF1 compat mode: in TF2 the three functions raise
-``UnsupportedOperationError`` from the support table, whose remedy explains
-how to make a TF2 SavedModel instead.
+Where it runs. Every graph is built in a ``tf.Graph`` of its own, so
+``create_module_spec`` works in an eager TF2 program too, as in
+tensorflow_hub 0.15; instantiating and exporting the spec then needs a graph
+(``with tf.compat.v1.Graph().as_default():`` around ``Module(spec)`` and
+``Module.export``). ``add_signature`` and ``attach_message`` called anywhere
+but inside a ``module_fn`` raise: ``UnsupportedOperationError`` from the
+support table in TF2 (whose remedy also explains how to make a TF2
+SavedModel instead), ``ModelFormatError`` in TF1 compat mode.
 """
 from __future__ import annotations
 
@@ -294,8 +299,11 @@ def create_module_spec(module_fn, tags_and_args=None, drop_collections=None):
 
   ``module_fn(**kwargs)`` is called once per graph variant, each time in a
   new graph (never the caller's), and defines the signatures with
-  :func:`add_signature`. Variables created with ``tf.compat.v1.get_variable``
-  are resource variables unless ``module_fn`` asks otherwise.
+  :func:`add_signature`. Since nothing runs in the caller's context, this
+  works in TF1 compat mode and in an eager TF2 program alike (as in
+  tensorflow_hub 0.15); a ``Module`` of the spec then needs a graph.
+  Variables created with ``tf.compat.v1.get_variable`` are resource
+  variables unless ``module_fn`` asks otherwise.
 
   Args:
     module_fn: A function that builds the module's graph.
@@ -315,13 +323,10 @@ def create_module_spec(module_fn, tags_and_args=None, drop_collections=None):
     ``asset_sources`` maps asset file names to the files they come from.
 
   Raises:
-    UnsupportedOperationError: in TF2 mode (see the remedy for TF2
-      SavedModels).
     ModelFormatError: for bad ``tags_and_args``, repeated tag sets, a graph
       without signatures, unsupported collections, unreadable asset files,
       or colocation constraints a module cannot honour.
   """
-  _require_create(detail="create_module_spec() needs graph mode.")
   if not callable(module_fn):
     raise errors.ModelFormatError(errors.compose(
         f"create_module_spec() needs a callable module_fn; got a "
@@ -483,8 +488,11 @@ def _meta_graph(definition: _GraphDefinition):
   from hub_adapter.tf1 import hub_protos  # pylint: disable=g-import-not-at-top
   # Leaving out attributes that equal their defaults lets older TensorFlow
   # versions import graphs written by newer ones.
-  meta_graph = tf.compat.v1.train.export_meta_graph(
-      graph=definition.graph, strip_default_attrs=True)
+  # In the graph's own context: exporting a meta graph is refused while
+  # executing eagerly, which is the caller's context in a TF2 program.
+  with definition.graph.as_default():
+    meta_graph = tf.compat.v1.train.export_meta_graph(
+        graph=definition.graph, strip_default_attrs=True)
   meta_graph.meta_info_def.tags.extend(sorted(definition.tags))
   for name, signature in definition.signatures.items():
     meta_graph.signature_def[name].CopyFrom(signature)

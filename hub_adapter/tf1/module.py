@@ -52,18 +52,42 @@ def _tf():
   return tf
 
 
-def require_graph_mode(handle: Optional[str], trainable: bool) -> None:
+def require_graph_mode(handle: Optional[str], trainable: bool,
+                       created: bool = False) -> None:
   """Raises UnsupportedOperationError when executing eagerly.
 
-  Fine-tuning a TF1 Hub module in TF2 is an unsupported cell of the support
-  table, whose error is raised as is. Loading is supported in TF2 through
-  ``hub_adapter.load``, so the error for an inference Module names that
-  path.
+  A spec made by ``create_module_spec`` (``created``) is being created: the
+  create cell's error is raised, naming the graph block in which
+  tensorflow_hub 0.15 code builds and exports it. Fine-tuning a TF1 Hub module in TF2 is an
+  unsupported cell of the support table, whose error is raised as is.
+  Loading is supported in TF2 through ``hub_adapter.load``, so the error for
+  an inference Module names that path.
+
+  Args:
+    handle: The handle, if the Module was given one.
+    trainable: Whether the Module is to be trainable.
+    created: Whether the spec comes from ``create_module_spec``.
+
+  Raises:
+    UnsupportedOperationError: executing eagerly.
   """
   tf = _tf()
   if not tf.executing_eagerly():
     return
   fmt, mode = support.Format.TF1_HUB, support.Mode.TF2
+  if created:
+    cell = support.lookup(fmt, support.Operation.CREATE, mode)
+    raise errors.UnsupportedOperationError(
+        format=fmt, mode=mode, operation=support.Operation.CREATE,
+        detail="hub_adapter.Module(spec) was called outside any graph.",
+        reason="Module adds the module's variables and ops to a tf.Graph, "
+        "to be run (and exported) by a tf.compat.v1.Session; TF2 executes "
+        "eagerly, without either.",
+        remedy="Build and export it in a graph, as with tensorflow_hub "
+        "0.15: `with tf.compat.v1.Graph().as_default(): module = "
+        "hub_adapter.Module(spec); with tf.compat.v1.Session() as session: "
+        "session.run(tf.compat.v1.global_variables_initializer()); "
+        f"module.export(path, session)`. Otherwise: {cell.remedy}")
   if trainable:
     support.require(fmt, support.Operation.FINE_TUNE, mode, handle=handle,
                     detail="hub_adapter.Module needs graph mode.")
@@ -124,7 +148,8 @@ class Module:
 
   Raises:
     UnsupportedOperationError: executing eagerly (TF2); see
-      ``hub_adapter.load`` for TF1 modules in TF2.
+      ``hub_adapter.load`` for TF1 modules in TF2, and build a Module of a
+      created spec inside ``with tf.compat.v1.Graph().as_default():``.
     TagSetError: the spec has no variant with these tags (a
       SignatureError, hence a ValueError as in tensorflow_hub).
     ModelFormatError: the module cannot be read or uses unknown ops.
@@ -133,7 +158,9 @@ class Module:
   def __init__(self, spec, trainable: bool = False, name: str = "module",
                tags=None):
     handle = spec if isinstance(spec, str) else None
-    require_graph_mode(handle, bool(trainable))
+    created = (isinstance(spec, NativeModuleSpec)
+               and spec.module_dir is None)
+    require_graph_mode(handle, bool(trainable), created)
     tf = _tf()
     self._graph = tf.compat.v1.get_default_graph()
     self._spec = as_module_spec(spec)

@@ -575,8 +575,17 @@ def load_module_spec(handle_or_path) -> NativeModuleSpec:
     HandleError: the handle cannot be resolved.
     ModelFormatError: the folder is not a readable TF1 Hub module (for
       example a TF2 SavedModel, which :func:`hub_adapter.load` reads).
+    BackendUnavailableError: the module uses ops of a library that is not
+      installed (installed ones are imported here).
   """
-  return read_module_spec(resolve_handle(handle_or_path))
+  spec = read_module_spec(resolve_handle(handle_or_path))
+  # Ops of add-on libraries (tensorflow_text, ...) must be registered before
+  # the module's graphs are imported: import them, or say what to install.
+  from hub_adapter import op_libraries  # pylint: disable=g-import-not-at-top
+  op_libraries.ensure_for_saved_model(
+      spec.saved_model, handle=os.fspath(handle_or_path),
+      path=spec.module_dir, format="tf1_hub", operation="load")
+  return spec
 
 
 def as_module_spec(spec_or_handle: Any) -> ModuleSpec:

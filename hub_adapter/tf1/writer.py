@@ -21,13 +21,25 @@ works when that graph is finalized (e.g. under a ``MonitoredSession``).
 
 Export is atomic: everything is written into a hidden sibling folder, which
 is renamed to the target only when complete; on any failure it is removed,
-so no half-written module is left behind. The target may not exist yet or
-may be an empty folder; a non-empty folder is never overwritten.
+so no half-written module is left behind. ``path`` may also be a
+``file://`` URL (written as the local folder it names) or a folder of
+another TensorFlow file system (``gs://``, ``ram://``, ...: the module is
+written locally, then copied there with ``tf.io.gfile``, its
+``tfhub_module.pb`` last). The target may not exist yet or
+may be an empty folder. As with tensorflow_hub 0.15, it may also be a folder
+holding other files: the module's entries (``assets/``, ``variables/``,
+``saved_model.pb``, ``tfhub_module.pb``) are then moved into it, the
+``tfhub_module.pb`` that marks it a module last; a folder that already holds
+any of those entries is refused before anything is written, so an existing
+module is never overwritten or mixed with another.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import tempfile
+import urllib.parse
 import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
@@ -334,10 +346,110 @@ def _check_checkpoint(prefix: str, assignment: Mapping[str, Any],
 
 # The folder -------------------------------------------------------------------
 
+def _local_path(path: str) -> Optional[str]:
+  """The local path for a plain path or a ``file://`` URL; None for other
+  TensorFlow file systems (``gs://``, ``ram://``, ...)."""
+  if path.startswith("file://"):
+    return urllib.parse.unquote(urllib.parse.urlsplit(path).path)
+  if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path):
+    return None
+  return path
+
+
 def _write_module(spec, path: str, save_variables: Callable[[str], None]
                   ) -> str:
+  """Writes the module folder at ``path``.
+
+  Local folders (and ``file://`` URLs) are written into a temporary sibling
+  that is renamed into place; other TensorFlow file systems get the folder
+  written locally first, then copied with ``tf.io.gfile``.
+
+  Returns:
+    ``path`` as given (absolute for a plain local path).
+  """
+  path = os.fspath(path)
+  local = _local_path(path)
+  if local is None:
+    return _write_remote(spec, path, save_variables)
+  local = os.path.abspath(local)
+  _write_local(spec, local, save_variables)
+  return path if path.startswith("file://") else local
+
+
+def _write_remote(spec, path: str, save_variables: Callable[[str], None]
+                  ) -> str:
+  """Writes the module locally, then copies it to ``path`` with
+  ``tf.io.gfile``; ``tfhub_module.pb`` is copied last."""
+  tf = runtime.tf()
+  _check_remote_target(path)
+  staging = tempfile.mkdtemp(prefix="hub_adapter_export_")
+  try:
+    local = os.path.join(staging, "module")
+    _write_local(spec, local, save_variables)
+    copied = []
+    try:
+      tf.io.gfile.makedirs(path)
+      for name in _ENTRIES:
+        source = os.path.join(local, name)
+        if not os.path.exists(source):
+          continue
+        target = path.rstrip("/") + "/" + name
+        _copy_tree(source, target)
+        copied.append(target)
+    except tf.errors.OpError as e:
+      for target in reversed(copied):
+        try:
+          if tf.io.gfile.isdir(target):
+            tf.io.gfile.rmtree(target)
+          else:
+            tf.io.gfile.remove(target)
+        except tf.errors.OpError:
+          pass
+      raise errors.HandleError(errors.compose(
+          f"Cannot write the module to {path!r}.",
+          f"{type(e).__name__}: {e.message}. What was copied was removed.",
+          "Check that the file system is available and writable.",
+          {"path": path}), path=path) from e
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return path
+
+
+def _copy_tree(source: str, target: str) -> None:
+  tf = runtime.tf()
+  if not os.path.isdir(source):
+    tf.io.gfile.copy(source, target, overwrite=False)
+    return
+  tf.io.gfile.makedirs(target)
+  for name in sorted(os.listdir(source)):
+    _copy_tree(os.path.join(source, name), target + "/" + name)
+
+
+def _check_remote_target(path: str) -> None:
+  tf = runtime.tf()
+  if not tf.io.gfile.exists(path):
+    return
+  if not tf.io.gfile.isdir(path):
+    raise errors.HandleError(errors.compose(
+        f"Cannot export the module to {path!r}: a file has that name.", "",
+        "Choose a folder path that does not exist yet.", {"path": path}),
+        path=path)
+  taken = sorted({n.rstrip("/") for n in tf.io.gfile.listdir(path)}
+                 & set(_ENTRIES))
+  if taken:
+    raise errors.HandleError(errors.compose(
+        f"Cannot export the module to {path!r}: the folder already holds "
+        f"{errors.choices(taken)}.",
+        "Export writes a module's assets/, variables/, saved_model.pb and "
+        "tfhub_module.pb into the folder, and never overwrites or mixes "
+        "with an existing module.",
+        "Choose a new (or empty) folder, or delete these entries first.",
+        {"path": path}), path=path)
+
+
+def _write_local(spec, path: str, save_variables: Callable[[str], None]
+                 ) -> None:
   """Writes the whole folder into a temporary sibling, then renames it."""
-  path = os.path.abspath(os.fspath(path))
   _check_target(path)
   parent, base = os.path.split(path)
   try:
@@ -356,28 +468,66 @@ def _write_module(spec, path: str, save_variables: Callable[[str], None]
     _write_file(hub_protos.module_def_path(temp),
                 hub_protos.serialize_module_def())
     _check_target(path)
-    os.replace(temp, path)  # Atomic; replaces only an empty folder.
+    if os.path.isdir(path) and os.listdir(path):
+      _move_entries(temp, path)
+    else:
+      os.replace(temp, path)  # Atomic; replaces only an empty folder.
   except BaseException as e:
     shutil.rmtree(temp, ignore_errors=True)
     if isinstance(e, OSError) and not isinstance(e, errors.HubAdapterError):
       raise _write_error(path, e) from e
     raise
-  return path
+
+
+# A module's entries, in the order they are moved into a non-empty target:
+# tfhub_module.pb, which makes the folder a TF1 Hub module, comes last.
+_ENTRIES = (ASSETS_DIR, VARIABLES_DIR, SAVED_MODEL_FILENAME,
+            "tfhub_module.pb")
 
 
 def _check_target(path: str) -> None:
-  if os.path.isdir(path) and os.listdir(path):
-    raise errors.HandleError(errors.compose(
-        f"Cannot export the module to {path!r}: the folder exists and is not "
-        "empty.",
-        "Export never overwrites or mixes into an existing folder.",
-        "Choose a new folder, or delete this one first.", {"path": path}),
-        path=path)
+  if os.path.isdir(path):
+    taken = sorted(set(os.listdir(path)) & set(_ENTRIES))
+    if taken:
+      raise errors.HandleError(errors.compose(
+          f"Cannot export the module to {path!r}: the folder already holds "
+          f"{errors.choices(taken)}.",
+          "Export writes a module's assets/, variables/, saved_model.pb and "
+          "tfhub_module.pb into the folder, and never overwrites or mixes "
+          "with an existing module.",
+          "Choose a new (or empty) folder, or delete these entries first.",
+          {"path": path}), path=path)
   if os.path.exists(path) and not os.path.isdir(path):
     raise errors.HandleError(errors.compose(
         f"Cannot export the module to {path!r}: a file has that name.", "",
         "Choose a folder path that does not exist yet.", {"path": path}),
         path=path)
+
+
+def _move_entries(temp: str, path: str) -> None:
+  """Moves a complete module from ``temp`` into the non-empty ``path``."""
+  moved = []
+  try:
+    for name in _ENTRIES:
+      source = os.path.join(temp, name)
+      if not os.path.exists(source):
+        continue
+      target = os.path.join(path, name)
+      if os.path.lexists(target):  # Appeared since _check_target.
+        _check_target(path)
+      os.rename(source, target)
+      moved.append(target)
+  except BaseException:
+    for target in reversed(moved):
+      if os.path.isdir(target):
+        shutil.rmtree(target, ignore_errors=True)
+      else:
+        try:
+          os.unlink(target)
+        except OSError:
+          pass
+    raise
+  os.rmdir(temp)
 
 
 def _write_error(path: str, error: OSError) -> errors.HandleError:

@@ -17,9 +17,12 @@ from typing import Any, Dict, List, Mapping, Optional
 import tensorflow as tf
 
 from hub_adapter import errors
+from hub_adapter import integrity
 from hub_adapter import signatures as signatures_lib
 from hub_adapter.model import LoadRequest, Model
 from hub_adapter.support import Format
+from hub_adapter.tf2 import restore
+from hub_adapter.tf2 import trackable
 
 IO_DEVICE = "/job:localhost"
 """Where checkpoint reads run when a ``tf.distribute`` strategy is in scope."""
@@ -103,10 +106,15 @@ def load_saved_model(request: LoadRequest) -> Any:
   """
   options = load_options(request.options)
   tags = sorted(request.tags) if request.tags is not None else None
-  kwargs = {"options": options} if options is not None else {}
   try:
-    raw = tf.saved_model.load(request.path, tags=tags, **kwargs)
+    # tf.saved_model.load, with the variables read in parallel threads
+    # while the model is rebuilt (TensorFlow's own restore where unsure).
+    raw = restore.load(request.path, tags=tags, options=options)
   except (ValueError, tf.errors.OpError, KeyError) as e:
+    # A checksum failure names the damaged data file and variable.
+    corrupt = integrity.restore_error(e, request.path, request.handle)
+    if corrupt is not None:
+      raise corrupt from e
     raise errors.ModelFormatError(errors.compose(
         f"TensorFlow could not load {request.handle!r} with tags "
         f"{signatures_lib.format_tags(request.tags)}.",
@@ -175,7 +183,7 @@ def _traced_inputs(raw: Any) -> str:
   return "; ".join(described) or "(unknown)"
 
 
-class SavedModelModel(Model):
+class SavedModelModel(trackable.TrackableModel):
   """A model loaded with ``tf.saved_model.load``.
 
   ``model(inputs, training=None, **kwargs)``:
@@ -195,7 +203,9 @@ class SavedModelModel(Model):
   Attributes: ``signatures`` (the loaded ``signatures`` mapping, as
   ``hub.load`` has it), ``variables``, ``trainable_variables`` (empty unless
   ``trainable=True``), ``regularization_losses``, ``update_ops``, ``info``,
-  ``raw``; other attributes fall through to ``raw``.
+  ``raw``; other attributes fall through to ``raw``. It is trackable
+  (:mod:`hub_adapter.tf2.trackable`): ``tf.saved_model.save``,
+  ``tf.train.Checkpoint`` and objects holding it see the loaded model.
   """
 
   def __init__(self, request: LoadRequest, raw: Any):
@@ -246,7 +256,9 @@ class SavedModelModel(Model):
                       kwargs: Mapping[str, Any]) -> Any:
     feed = signatures_lib.prepare_inputs(
         signature_info, inputs, kwargs, self._facts())
-    outputs = function(**feed)
+    # Sparse/ragged inputs of TF1 signatures: the keywords TF2 gave them.
+    outputs = function(**signatures_lib.flat_composite_inputs(
+        signature_info, feed))
     return signatures_lib.select_output(
         outputs, self._request.output_key, self._request.as_dict)
 

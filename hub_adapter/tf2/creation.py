@@ -26,9 +26,12 @@ def save(obj: Any, export_dir: str, signatures: Any = None,
     obj: A trackable object (``tf.Module``, Keras model, ...) whose
       ``@tf.function`` methods and variables are to be saved; a
       ``@tf.function __call__`` with an ``input_signature`` makes it a
-      reusable model.
+      reusable model. A model that ``hub_adapter.load`` returned in TF2 is
+      saved as the object it loaded (a TF1 Hub module: its signatures and
+      variables), so the copy loads like the original.
     export_dir: The folder to write.
-    signatures: As for ``tf.saved_model.save``.
+    signatures: As for ``tf.saved_model.save``; for a loaded model, None
+      means its own signatures (which ``tf.saved_model.save`` would drop).
     options: ``tf.saved_model.SaveOptions`` or None.
     session: TF1 compat mode only: the session holding the variable values
       (default: the default session, else a temporary one that initializes
@@ -36,11 +39,15 @@ def save(obj: Any, export_dir: str, signatures: Any = None,
 
   Raises:
     UnsupportedOperationError: the support table refuses creation here.
+    InputError: ``obj`` is a TF1 Hub module loaded in TF1 compat mode.
   """
   tf = runtime.tf()
   mode = runtime.current_mode()
   support.require(Format.TF2_SAVED_MODEL, Operation.CREATE, mode,
                   handle=str(export_dir))
+  from hub_adapter.model import Model  # pylint: disable=g-import-not-at-top
+  if isinstance(obj, Model):
+    obj, signatures = _loaded_model(obj, signatures, export_dir)
   kwargs = {"signatures": signatures}
   if options is not None:
     kwargs["options"] = options
@@ -56,6 +63,31 @@ def save(obj: Any, export_dir: str, signatures: Any = None,
   with tf.compat.v1.Session(graph=graph) as temporary:
     _initialize_all(tf, temporary, graph)
     tf.saved_model.save(obj, export_dir, **kwargs)
+
+
+def _loaded_model(model: Any, signatures: Any, export_dir: Any):
+  """What to save for a model ``hub_adapter.load`` returned.
+
+  Raises:
+    InputError: the model is not trackable (a TF1 Hub module instantiated
+      in a graph by TF1 compat mode: its state lives in the graph).
+  """
+  from hub_adapter import errors  # pylint: disable=g-import-not-at-top
+  from hub_adapter.tf2 import trackable  # pylint: disable=g-import-not-at-top
+  if not isinstance(model, trackable.TrackableModel):
+    raise errors.InputError(errors.compose(
+        f"hub_adapter.save cannot save the {model.format.title} model "
+        f"{model.handle!r} loaded in {model.mode.title}.",
+        "In TF1 compat mode a TF1 Hub module lives in the graph as "
+        "variables and ops, not as an object that tf.saved_model.save can "
+        "write.",
+        "Load it in TF2 (hub_adapter.load in an eager program) and save "
+        "that, or write it as a TF1 Hub module with Module.export(path, "
+        "session), or convert it with hub_adapter.convert(handle, path).",
+        {"path": str(export_dir)}), handle=model.handle)
+  if signatures is None:
+    signatures = trackable.save_signatures(model)
+  return model, signatures
 
 
 def _initialize_all(tf: Any, session: Any, graph: Any) -> None:

@@ -18,7 +18,6 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import created_modules  # pylint: disable=g-import-not-at-top,wrong-import-position
 

@@ -7,12 +7,10 @@ dropout, a partitioned embedding, a vocabulary asset and two attached
 messages.
 """
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
 import created_modules  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from hub_adapter import errors  # pylint: disable=wrong-import-position
@@ -394,7 +392,7 @@ def test_created_spec_applies_with_initializers_and_source_assets(spec):
   np.testing.assert_allclose(values["dropped"], values["features"])
 
 
-# TF2 mode: creating the TF1 Hub format is refused -----------------------------
+# TF2 mode: creation works as in 0.15; graph state outside a graph is refused
 
 def _assert_refused(error):
   assert isinstance(error, errors.UnsupportedOperationError)
@@ -407,12 +405,47 @@ def _assert_refused(error):
   assert "disable_v2_behavior" in error.remedy
 
 
-def test_create_module_spec_is_refused_in_tf2():
-  called = []
+def test_create_module_spec_works_in_tf2_and_export_in_a_graph(tmp_path):
+  # tensorflow_hub 0.15's way from an eager program: the spec is built in
+  # graphs of its own; Module and export run in a graph block.
+  import hub_adapter  # pylint: disable=g-import-not-at-top
+  from hub_adapter.tf1 import module as module_lib  # pylint: disable=g-import-not-at-top
+  tf = _tf()
+  spec = _creation().create_module_spec(
+      _simple_fn(), tags_and_args=[({"train"}, {}), (set(), {})])
+  assert tf.executing_eagerly()  # The caller's context is untouched.
+  assert sorted(sorted(t) for t in spec.get_tags()) == [[], ["train"]]
+  target = tmp_path / "export"
+  target.mkdir()
+  (target / "notes.txt").write_text("kept")  # 0.15 exports next to it.
+  with tf.compat.v1.Graph().as_default():
+    module = module_lib.Module(spec, trainable=True)
+    y = module(np.array([[1.0, 1.0]], np.float32))
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      session.run(module.variable_map["w"].assign([[3.0], [4.0]]))
+      np.testing.assert_allclose(session.run(y), [[7.0]])
+      module.export(str(target), session)
+  assert sorted(os.listdir(target)) == [
+      "assets", "notes.txt", "saved_model.pb", "tfhub_module.pb",
+      "variables"]
+  model = hub_adapter.load(str(target))
+  np.testing.assert_allclose(model(tf.constant([[1.0, 2.0]])), [[11.0]])
+  # ModuleSpec.export from a checkpoint works from the eager program too.
+  again = str(tmp_path / "from_checkpoint")
+  spec.export(again, checkpoint_path=str(target / "variables" / "variables"))
+  np.testing.assert_allclose(
+      hub_adapter.load(again)(tf.constant([[1.0, 2.0]])), [[11.0]])
+
+
+def test_module_of_a_created_spec_outside_a_graph_is_refused_in_tf2():
+  from hub_adapter.tf1 import module as module_lib  # pylint: disable=g-import-not-at-top
+  spec = _creation().create_module_spec(_simple_fn())
   with pytest.raises(errors.UnsupportedOperationError) as info:
-    _creation().create_module_spec(lambda: called.append(1))
+    module_lib.Module(spec)
   _assert_refused(info.value)
-  assert not called  # Refused before module_fn runs.
+  assert "outside any graph" in str(info.value)
+  assert "tf.compat.v1.Graph().as_default()" in info.value.remedy
 
 
 def test_add_signature_and_attach_message_are_refused_in_tf2():

@@ -25,8 +25,7 @@ RECORD = SHARED.entry(NAME)["finetune"]
 
 
 def _golden():
-  return np.load(f"{SHARED.root}/{SHARED.entry(NAME)['golden']}",
-                 allow_pickle=False)
+  return SHARED.golden(NAME)
 
 
 def _run_step(apply_fn, variable_map):

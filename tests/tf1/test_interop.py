@@ -23,7 +23,6 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
 import created_modules  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 pytestmark = pytest.mark.tf1_compat

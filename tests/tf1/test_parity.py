@@ -41,7 +41,7 @@ def _initialize(session):
 
 
 def test_every_fixture_has_module_cases():
-  assert len(TF1_FIXTURES) == 5
+  assert len(TF1_FIXTURES) == 7
   assert {name for name, _ in MODULE_CASES} == set(TF1_FIXTURES)
   assert UPDATE_CASES, "the manifest records an UPDATE_OPS case"
 
@@ -50,7 +50,7 @@ def test_every_fixture_has_module_cases():
 def test_module_case_matches_golden(name, case_id):
   case = _case(name, case_id)
   module = Module(SHARED.path(name), tags=set(case.spec["tags"]))
-  outputs = module(case.inputs(), signature=case.spec["signature"],
+  outputs = module(case.module_inputs(), signature=case.spec["signature"],
                    as_dict=True)
   with tf.compat.v1.Session() as session:
     _initialize(session)
@@ -62,7 +62,7 @@ def test_update_ops_case_matches_golden(name, case_id):
   case = _case(name, case_id)
   module = Module(SHARED.path(name), trainable=case.spec["trainable"],
                   tags=set(case.spec["tags"]))
-  outputs = module(case.inputs(), signature=case.spec["signature"],
+  outputs = module(case.module_inputs(), signature=case.spec["signature"],
                    as_dict=True)
   update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
   assert update_ops
@@ -141,7 +141,13 @@ def test_side_by_side_with_tensorflow_hub(name):
         feeds = {}
         for key, spec in sorted(info.items()):
           shape = spec.get_shape()
-          if spec.dtype == tf.string:
+          if spec.is_sparse:
+            feeds[key] = tf.SparseTensor([[0, 0], [1, 2]], tf.constant(
+                [1, 3], spec.dtype), [2, 4])
+          elif spec.is_composite:
+            feeds[key] = tf.RaggedTensor.from_row_splits(
+                tf.constant([1, 2, 3], spec.dtype), [0, 2, 3])
+          elif spec.dtype == tf.string:
             feeds[key] = tf.constant(
                 [["the quick fox", "lazy"], ["dog", ""]] if shape.rank == 2
                 else ["the quick brown fox", ""])

@@ -110,7 +110,7 @@ def test_spec_matches_manifest(name):
           assert (None if shape.rank is None else shape.as_list()) == (
               expected["shape"])
           assert info.is_composite == expected["is_composite"]
-          assert not info.is_sparse
+          assert info.is_sparse == expected.get("is_sparse", False)
   assert spec.module_dir == SHARED.path(name)
   assert spec.checkpoint_prefix.endswith("variables/variables")
 

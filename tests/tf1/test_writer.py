@@ -6,12 +6,10 @@ vocabulary asset); it is exported once per test module and read back with
 hub_adapter's own reader.
 """
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
 import created_modules  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from hub_adapter import errors  # pylint: disable=wrong-import-position
@@ -225,17 +223,98 @@ def test_missing_checkpoints_are_refused(exported, tmp_path, checkpoint):
 
 # Atomic writing ---------------------------------------------------------------
 
-def test_a_non_empty_target_is_never_touched(exported, tmp_path):
+@pytest.mark.parametrize("entry", ["saved_model.pb", "tfhub_module.pb",
+                                   "variables", "assets"])
+def test_a_target_holding_module_entries_is_never_touched(exported, tmp_path,
+                                                          entry):
   target = tmp_path / "taken"
   target.mkdir()
   (target / "keep.txt").write_text("mine")
+  if entry in ("variables", "assets"):
+    (target / entry).mkdir()
+  else:
+    (target / entry).write_bytes(b"old")
   with pytest.raises(errors.HandleError) as info:
     exported["spec"].export(str(target), checkpoint_path=os.path.join(
         exported["path"], "variables", "variables"))
   assert isinstance(info.value, OSError)
-  assert "not empty" in str(info.value)
-  assert os.listdir(target) == ["keep.txt"]
+  assert f"already holds '{entry}'" in str(info.value)
+  assert sorted(os.listdir(target)) == sorted(["keep.txt", entry])
   assert _temp_siblings(str(target)) == []
+
+
+def test_a_folder_with_other_files_gets_the_module_added(exported, tmp_path):
+  # As tensorflow_hub 0.15 does: the module's entries join the files there.
+  target = tmp_path / "shared"
+  target.mkdir()
+  (target / "keep.txt").write_text("mine")
+  (target / "module.tgz").write_bytes(b"not touched")
+  exported["spec"].export(str(target), checkpoint_path=os.path.join(
+      exported["path"], "variables", "variables"))
+  assert sorted(os.listdir(target)) == [
+      "assets", "keep.txt", "module.tgz", "saved_model.pb",
+      "tfhub_module.pb", "variables"]
+  assert (target / "keep.txt").read_text() == "mine"
+  assert _temp_siblings(str(target)) == []
+  outputs, values = _apply(str(target))
+  _assert_close(outputs, exported["outputs"])
+  _assert_close(values, exported["values"])
+
+
+@pytest.mark.parametrize("scheme", ["file", "ram"])
+def test_export_to_tensorflow_file_systems(tmp_path, scheme):
+  # As in tensorflow_hub 0.15: the vocabulary and the export folder may be
+  # paths of any TensorFlow file system (here file:// and ram://).
+  import uuid  # pylint: disable=g-import-not-at-top
+  tf = _tf()
+  creation, module_lib = _libs()[0], _libs()[1]
+  root = (f"file://{tmp_path}" if scheme == "file"
+          else f"ram://hub_adapter_{uuid.uuid4().hex}")
+  tf.io.gfile.makedirs(root + "/vocab")
+  vocab = root + "/vocab/tokens.txt"
+  with tf.io.gfile.GFile(vocab, "w") as f:
+    f.write("zero\none\ntwo\n")
+  target = root + "/export"
+  tf.io.gfile.makedirs(target)  # Exists and is empty, as in 0.15's test.
+
+  def module_fn():
+    indices = tf.compat.v1.placeholder(tf.int64, [None], name="indices")
+    table = tf.compat.v1.lookup.StaticHashTable(
+        tf.compat.v1.lookup.TextFileInitializer(
+            vocab, tf.int64, tf.compat.v1.lookup.TextFileIndex.LINE_NUMBER,
+            tf.string, tf.compat.v1.lookup.TextFileIndex.WHOLE_LINE),
+        default_value="UNKNOWN")
+    creation.add_signature(inputs=indices, outputs=table.lookup(indices))
+
+  spec = creation.create_module_spec(module_fn)
+  with tf.Graph().as_default():
+    module = module_lib.Module(spec)
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.tables_initializer())
+      module.export(target, session)
+  names = sorted(n.rstrip("/") for n in tf.io.gfile.listdir(target))
+  assert names == ["assets", "saved_model.pb", "tfhub_module.pb",
+                   "variables"]
+  assert [n.rstrip("/") for n in tf.io.gfile.listdir(target + "/assets")] == [
+      "tokens.txt"]
+  # Read back: copied to a local folder, the module looks its words up.
+  local = tmp_path / "copy"
+
+  def copy(source, dest):
+    if not tf.io.gfile.isdir(source):
+      tf.io.gfile.copy(source, dest)
+      return
+    os.makedirs(dest)
+    for name in tf.io.gfile.listdir(source):
+      copy(source + "/" + name.rstrip("/"), os.path.join(dest,
+                                                         name.rstrip("/")))
+
+  copy(target, str(local))
+  with tf.Graph().as_default():
+    words = module_lib.Module(str(local))(np.array([2, 0, 7], np.int64))
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.tables_initializer())
+      assert session.run(words).tolist() == [b"two", b"zero", b"UNKNOWN"]
 
 
 def test_an_empty_target_folder_is_filled(exported, tmp_path):

@@ -1,12 +1,10 @@
 """hub_adapter.save (hub_adapter.tf2.creation) in TF2 and TF1 compat mode,
 reloaded with hub_adapter.load."""
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import tf2_models
 

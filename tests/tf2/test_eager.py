@@ -1,12 +1,9 @@
 """TF2 SavedModels in TF2 mode (hub_adapter.tf2.eager) through
 hub_adapter.load: calling, training, signatures, variables, errors."""
-import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import tf2_models
 

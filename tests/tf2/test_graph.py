@@ -5,12 +5,10 @@ All but the last test run in the TF1 compat session; the last one builds a
 tf.Graph inside the TF2 session, which is TF1 compat mode too.
 """
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import tf2_models
 

@@ -88,10 +88,10 @@ def test_golden(shared_fixtures, loaded, name, case_id, source):
   if api == "call":
     fresh = "state_after" in spec or spec.get("training")
     model = hub_adapter.load(handle) if fresh else loaded(handle)
-    x = case.inputs()["inputs"]
+    x = case.call_input()
     training = spec.get("training")
     output = model(x) if training is None else model(x, training=training)
-    case.assert_outputs({"output": output})
+    case.assert_call_outputs(output)
     if "state_after" in spec:
       _assert_state(model, case)
   elif api == "regularization_losses":
@@ -112,7 +112,7 @@ def test_golden(shared_fixtures, loaded, name, case_id, source):
 
 def _call_inputs(shared, name):
   cases = shared.cases(name, "call")
-  return cases[0].inputs()["inputs"] if cases else None
+  return cases[0].call_input() if cases else None
 
 
 @pytest.mark.parametrize("name", _manifest().names())
@@ -145,7 +145,11 @@ def test_same_as_tensorflow_hub_load(shared_fixtures, name):
       np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-6)
   x = _call_inputs(shared_fixtures, name)
   if x is not None:
-    np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-6, atol=1e-6)
+    tf = _tf()
+    got, want = ours(x), theirs(x)
+    tf.nest.assert_same_structure(got, want)
+    for g, w in zip(tf.nest.flatten(got), tf.nest.flatten(want)):
+      np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(
         [float(f()) for f in ours.regularization_losses],
         [float(f()) for f in theirs.regularization_losses], rtol=1e-6)
@@ -189,10 +193,11 @@ def test_golden_in_a_session(shared_fixtures, name, case_id, source):
   handle = _handle(shared_fixtures, name, source)
   if spec["api"] == "call":
     model = hub_adapter.load(handle)
-    x = case.inputs()["inputs"]
+    x = case.call_input()
     training = spec.get("training")
-    outputs = {"output": model(x) if training is None
-               else model(x, training=training)}
+    outputs = model(x) if training is None else model(x, training=training)
+    if not isinstance(outputs, dict):
+      outputs = {"output": outputs}
   else:
     model = hub_adapter.load(handle, signature=spec["signature"],
                              as_dict=True)

@@ -117,3 +117,104 @@ def test_unknown_rank_input_accepts_a_scalar(shared_fixtures):
   model = hub_adapter.load(shared_fixtures.path("half_plus_two_v1"))
   assert float(model(10.0)) == 7.0
   np.testing.assert_allclose(model([[1.0, 2.0]]), [[2.5, 3.0]])
+
+
+# -- sparse and ragged inputs (tf1_sparse_ragged_inputs) -----------------------
+
+COMPOSITE = "tf1_sparse_ragged_inputs"
+
+
+def _composite_cases(shared_fixtures, signature):
+  return [c for c in shared_fixtures.cases(COMPOSITE, "hub.load.signatures")
+          if c.spec["signature"] == signature]
+
+
+def _sparse(case):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  x = case.inputs()
+  return tf.SparseTensor(x["ids_indices"], x["ids_values"],
+                         x["ids_dense_shape"])
+
+
+def _ragged(case):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  x = case.inputs()
+  return tf.RaggedTensor.from_row_splits(x["ids_component_0"],
+                                         x["ids_component_1"])
+
+
+def test_sparse_input_takes_a_sparse_tensor(shared_fixtures):
+  model = hub_adapter.load(shared_fixtures.path(COMPOSITE))
+  assert model.signature == "default"
+  spec = model.info.signatures_for()["default"].inputs["ids"]
+  assert spec.kind == "sparse" and spec.dtype == "int64"
+  cases = _composite_cases(shared_fixtures, "default")
+  assert len(cases) == 2
+  for case in cases:
+    want = case.outputs()["default"]
+    np.testing.assert_allclose(model(_sparse(case)), want, atol=1e-5)
+    np.testing.assert_allclose(model({"ids": _sparse(case)}), want,
+                               atol=1e-5)
+    # The components, as hub.load's signature takes them, work too.
+    np.testing.assert_allclose(model(case.inputs()), want, atol=1e-5)
+
+
+def test_ragged_input_takes_a_ragged_tensor_or_lists(shared_fixtures):
+  model = hub_adapter.load(shared_fixtures.path(COMPOSITE),
+                           signature="ragged")
+  spec = model.info.signatures_for()["ragged"].inputs["ids"]
+  assert (spec.kind, spec.ragged_rank, spec.row_splits_dtype) == (
+      "ragged", 1, "int64")
+  for case in _composite_cases(shared_fixtures, "ragged"):
+    want = case.outputs()["default"]
+    ragged = _ragged(case)
+    np.testing.assert_allclose(model(ragged), want, atol=1e-5)
+    np.testing.assert_allclose(model(ragged.to_list()), want, atol=1e-5)
+    np.testing.assert_allclose(model(case.inputs()), want, atol=1e-5)
+
+
+def test_composite_inputs_match_tensorflow_hub(shared_fixtures):
+  from hub_adapter._hub_import import import_tensorflow_hub  # pylint: disable=g-import-not-at-top
+  reference = import_tensorflow_hub().load(shared_fixtures.path(COMPOSITE))
+  ours = hub_adapter.load(shared_fixtures.path(COMPOSITE))
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  for name, build in (("default", _sparse), ("ragged", _ragged)):
+    for case in _composite_cases(shared_fixtures, name):
+      # TF 2.15's pruned functions take tensors only, not numpy arrays.
+      components = {k: tf.constant(v) for k, v in case.inputs().items()}
+      want = reference.signatures[name](**components)["default"]
+      got = hub_adapter.load(shared_fixtures.path(COMPOSITE),
+                             signature=name)(build(case))
+      np.testing.assert_array_equal(got.numpy(), want.numpy())
+      # The signatures mapping is tf.saved_model.load's, as in hub.load.
+      np.testing.assert_array_equal(
+          ours.signatures[name](**components)["default"].numpy(),
+          want.numpy())
+
+
+def test_wrong_kind_of_input_names_the_input_and_the_kind(shared_fixtures):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  sparse = hub_adapter.load(shared_fixtures.path(COMPOSITE))
+  ragged = hub_adapter.load(shared_fixtures.path(COMPOSITE),
+                            signature="ragged")
+  dense = tf.constant([[1, 2], [3, 4]], tf.int64)
+  with pytest.raises(errors.InputError) as e:
+    sparse(dense)
+  assert "Input 'ids' is a dense tensor" in str(e.value)
+  assert "declares a tf.SparseTensor" in str(e.value)
+  assert "tf.sparse.from_dense" in str(e.value)
+  assert e.value.input == "ids" and e.value.kind == "sparse"
+  assert "signature: default" in str(e.value)
+  with pytest.raises(errors.InputError) as e:
+    sparse(tf.ragged.constant([[1, 2], [3]], tf.int64))
+  assert "is a tf.RaggedTensor" in str(e.value)
+  with pytest.raises(errors.InputError) as e:
+    ragged(dense)
+  assert "declares a tf.RaggedTensor" in str(e.value)
+  assert e.value.kind == "ragged"
+  with pytest.raises(errors.InputError) as e:
+    ragged(tf.ragged.constant([[[1], [2]], [[3]]], tf.int64, ragged_rank=2))
+  assert "ragged_rank 2" in str(e.value) and "ragged_rank 1" in str(e.value)
+  with pytest.raises(errors.InputTypeError) as e:
+    sparse(tf.sparse.from_dense(tf.constant([[1.0, 0.0]])))
+  assert "dtype float32" in str(e.value) and "int64" in str(e.value)

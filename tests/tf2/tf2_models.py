@@ -1,6 +1,10 @@
-"""Tiny TF2 SavedModels for the tf2 backend tests, written with
-hub_adapter.save into temporary folders (never into the repository)."""
+"""A tiny TF2 SavedModel for the tf2 backend tests (dict outputs, a
+``training`` argument, no ``variables`` attribute), saved the way
+:mod:`hub_adapter.tiny_models` saves the matrix's models, into temporary
+folders (never into the repository)."""
 import numpy as np
+
+from hub_adapter import tiny_models
 
 INPUT = np.array([[1.0, 2.0], [3.0, -1.0]], np.float32)
 W = np.array([[1.0], [2.0]], np.float32)
@@ -38,16 +42,7 @@ def _build():
 
 def make_tiny(path: str) -> str:
   """Saves the tiny module to ``path`` in the running mode; returns it."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from hub_adapter.tf2 import creation  # pylint: disable=g-import-not-at-top
-  if tf.executing_eagerly():
-    creation.save(_build(), path)
-    return path
-  with tf.Graph().as_default(), tf.compat.v1.Session() as session:
-    obj = _build()
-    session.run(tf.compat.v1.global_variables_initializer())
-    creation.save(obj, path)
-  return path
+  return tiny_models.save_tf2_saved_model(_build, path)
 
 
 def expected_y(x=INPUT, w=W, b=B) -> np.ndarray:
