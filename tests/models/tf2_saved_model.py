@@ -21,6 +21,44 @@ Six models, their ``.tar.gz`` archives, goldens and ``manifest.json``:
 4. ``verify``: reloads every model from its folder and from its archive and
    re-runs every case; raises if anything is not reproduced.
 
+A manifest entry (``PART/manifest.json``, ``fixtures`` list; paths relative
+to the part) has:
+
+- ``name``, ``format`` (``tf2_saved_model``), ``kind``, ``description``,
+  ``provenance``; ``path``, ``archive``, ``archive_sha256``, ``golden``,
+  ``files``, ``empty_dirs_only_in_archive``, ``tolerance`` (rtol/atol
+  1e-5) from ``common.finish_fixture``.
+- Read back from the reloaded model (``tf2_goldens.describe``):
+  ``tag_sets``; ``signatures`` (``{sig: {inputs|outputs: {name: {dtype,
+  shape}}}}``, null = unknown dimension); ``has_call``; ``call``
+  (``has_training_arg``, ``inputs``: the specs of the positional inputs of
+  the traces, a dict input being one ``{name: spec}``; ``training_values``);
+  ``auto_signature``; ``variables`` (``name`` with ``:0``, ``dtype``,
+  ``shape``, ``trainable``, in ``obj.variables`` order); ``attributes``
+  (which of ``variables``, ``trainable_variables``,
+  ``non_trainable_variables``, ``regularization_losses`` the root has);
+  ``function_attributes`` (public tf.functions of the root other than
+  ``__call__``); ``num_regularization_losses`` (when it has the attribute);
+  ``assets`` (when any); ``has_tfhub_module_pb``.
+- Per model: ``batch_norm_momentum``, ``moving_statistics`` (variable
+  names), ``exporter``, ``keras_metadata``, ``vocab_size``; for the BERT
+  pair ``seq_length``, ``special_tokens`` (token -> id), ``encoder`` /
+  ``preprocessor`` (the other half), ``num_layers``, ``hidden_size``.
+- ``op_libraries`` (``["tensorflow_text"]``) and ``non_core_ops`` (the op
+  types of the graph that core TensorFlow does not register), only for
+  models that need an op library.
+- ``cases``: ``id``, ``api`` (``call``, ``signature``,
+  ``regularization_losses``, or ``function`` for another tf.function
+  attribute, named by ``function``, with keyword ``arguments``),
+  ``tf_mode``, ``training`` (``call``), ``signature``, ``call`` (the
+  expression that made the golden), ``note``, ``inputs`` / ``outputs`` /
+  ``state_after`` (``{name: {key, dtype, shape}}``, ``key`` indexing the
+  ``.npz``), ``values`` (``regularization_losses``), ``check``
+  (``allclose`` or ``shape`` for random outputs), and where a call does not
+  take or return one tensor: ``input_structure`` (``dict``,
+  ``ragged_segments``), ``output_structure`` (``dict``, ``ragged``) and
+  ``stacked_lists`` (see ``tf2_goldens``).
+
 Command line (what :func:`build` runs; ``verify`` also works on other
 stacks, e.g. TF 2.15 with tensorflow_text 2.15)::
 
