@@ -63,8 +63,12 @@ def test_fit_lowers_the_loss_and_moves_the_encoder(keras, shared_fixtures):
   assert len(encoder.trainable_weights) == len(
       shared_fixtures.entry(ENCODER)["variables"])
   before = _weights(encoder)
-  history = model.fit(x, y, epochs=8, batch_size=6, verbose=0)
-  assert history.history["loss"][-1] < history.history["loss"][0]
+  # Compared without dropout (evaluate), since the training loss of single
+  # epochs moves with the dropout masks.
+  loss_before = model.evaluate(x, y, verbose=0)
+  model.fit(x, y, epochs=15, batch_size=6, verbose=0)
+  loss_after = model.evaluate(x, y, verbose=0)
+  assert loss_after < 0.8 * loss_before
   moved = [not np.allclose(a, b) for a, b in zip(before, _weights(encoder))]
   assert all(moved), moved
   # The encoder's regularization loss is part of the model's losses.
