@@ -42,6 +42,10 @@ RESTORE_SHAPES = {
     "restore_8x128mb": (8, 32 << 20),    # 1 GiB, 8 variables of 128 MiB
     "restore_256x2mb": (256, 512 << 10),  # 512 MiB, 256 variables of 2 MiB
 }
+# A TF1 SavedModel of the 256-tensor shape laid out as TF1 Hub modules are
+# (one meta graph, no saver_def), which tf.saved_model.load restores through
+# load_v1_in_v2.
+RESTORE_TF1 = "restore_tf1_256x2mb"
 RESTORE_BERT = "restore_bert_base"
 # BERT-base: 12 layers of width 768, 12 heads, 3072 in the feed-forward
 # part, a 30522-word vocabulary; 199 tensors, 110 M parameters (418 MiB).
@@ -62,7 +66,8 @@ def restore_bytes(name: str) -> int:
     per_layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
     return 4 * ((b["vocab"] + b["positions"] + b["types"]) * h + 2 * h
                 + b["layers"] * per_layer + h * h + h)
-  count, elements = RESTORE_SHAPES[name]
+  count, elements = RESTORE_SHAPES[
+      "restore_256x2mb" if name == RESTORE_TF1 else name]
   return count * elements * 4
 
 
@@ -70,7 +75,8 @@ def restore_tensors(name: str) -> int:
   """How many variables a restore-section model has."""
   if name == RESTORE_BERT:
     return 3 + 2 + 16 * BERT_BASE["layers"] + 2
-  return RESTORE_SHAPES[name][0]
+  shape = "restore_256x2mb" if name == RESTORE_TF1 else name
+  return RESTORE_SHAPES[shape][0]
 
 
 def model_names(kind: str, sizes) -> list:
@@ -187,6 +193,38 @@ def _tf2_restore_shape(path: str, name: str) -> None:
   tf.saved_model.save(module, path, signatures={"serving_default": call})
 
 
+def _tf1_restore_shape(path: str) -> None:
+  """The 256 x 2 MiB shape as a TF1 SavedModel: a tf.compat.v1 graph with
+  resource variables and a ``serve`` meta graph whose ``saver_def`` is
+  removed, as TF1 Hub modules are exported (TensorFlow then builds a
+  default saver when it loads it)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  count, elements = RESTORE_SHAPES["restore_256x2mb"]
+  v1 = tf.compat.v1
+  with tf.Graph().as_default():
+    x = v1.placeholder(tf.float32, [None], name="x")
+    weights = [v1.get_variable(
+        f"w{i}", [elements], use_resource=True,
+        initializer=v1.random_normal_initializer(seed=i)) for i in range(count)]
+    y = tf.add_n([x + w[0] for w in weights])
+    with v1.Session() as session:
+      session.run(v1.global_variables_initializer())
+      builder = v1.saved_model.Builder(path)
+      builder.add_meta_graph_and_variables(
+          session, ["serve"], signature_def_map={
+              "serving_default": v1.saved_model.predict_signature_def(
+                  {"x": x}, {"y": y})})
+      builder.save()
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  for meta in proto.meta_graphs:
+    meta.ClearField("saver_def")
+  with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+    f.write(proto.SerializeToString())
+
+
 def _tf2_bert_base(path: str) -> None:
   """A BERT-base encoder with random weights, as tf.Modules: embeddings,
   12 transformer layers (self-attention, feed-forward, layer norms) and a
@@ -301,6 +339,8 @@ def _build_tf2(root: str, name: str) -> None:
   path = os.path.join(root, name)
   if name in RESTORE_SHAPES:
     _tf2_restore_shape(path, name)
+  elif name == RESTORE_TF1:
+    _tf1_restore_shape(path)
   elif name == RESTORE_BERT:
     _tf2_bert_base(path)
   elif name.startswith("tf2_load_"):

@@ -68,7 +68,7 @@ class Settings:
   tf1_blocks: int = 30
   keras_flavours: tuple = ("keras3", "tf_keras")
   restore_models: tuple = tuple(make_models.RESTORE_SHAPES) + (
-      make_models.RESTORE_BERT,)
+      make_models.RESTORE_BERT, make_models.RESTORE_TF1)
   restore_threads: tuple = (1, 2, 4)
   profile: bool = True
 
@@ -758,6 +758,7 @@ RESTORE_TITLES = {
     "restore_8x128mb": "1 GiB, 8 x 128 MiB",
     "restore_256x2mb": "512 MiB, 256 x 2 MiB",
     make_models.RESTORE_BERT: "BERT-base, 199 tensors, 418 MiB",
+    make_models.RESTORE_TF1: "TF1 SavedModel, 512 MiB, 256 x 2 MiB",
 }
 # Goals of the parallel restore, as ratios (lower is better): at least 1.6x
 # faster than TensorFlow for the 256-tensor model, never slower than 0.98x

@@ -6,8 +6,8 @@ public name is imported from its module on first use.
 """
 import importlib
 
-from hub_adapter.errors import (ArchiveError, BackendUnavailableError,
-                                CacheError, HandleError, HubAdapterError,
+from hub_adapter.errors import (ArchiveError, ArgumentError,
+                                BackendUnavailableError, CacheError, HandleError, HubAdapterError,
                                 InputError, ModelFormatError, SignatureError,
                                 UnsafeModelError, UnsupportedOperationError)
 from hub_adapter.support import Format, Mode, Operation
@@ -35,7 +35,7 @@ _LAZY = {
 }
 
 __all__ = sorted([
-    "ArchiveError", "BackendUnavailableError", "CacheError", "HandleError",
+    "ArchiveError", "ArgumentError", "BackendUnavailableError", "CacheError", "HandleError",
     "HubAdapterError", "InputError", "ModelFormatError", "SignatureError",
     "UnsafeModelError", "UnsupportedOperationError", "Format", "Mode",
     "Operation", *_LAZY])

@@ -21,7 +21,8 @@ and messages that name the entry and say why in the user's terms.
 
 Entries may be written with or without a leading ``./`` (tfhub.dev archives
 have it, the original ``half_plus_two_v1.tar.gz`` does not). File modes from
-the archive are ignored: files get 0644, folders 0755, owned by the caller.
+the archive are ignored: files get 0644, folders 0755 (less what the umask
+takes away, so a private umask keeps the cache private), owned by the caller.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from typing import BinaryIO, Optional, Union
 
 from absl import logging
 
+from hub_adapter import cache
 from hub_adapter import errors
 
 DEFAULT_MAX_BYTES = 20 * 1024 ** 3
@@ -249,13 +251,15 @@ def extract(archive: Union[str, os.PathLike, BinaryIO], target: str, *,
 def _data_filter(member: tarfile.TarInfo, target: str,
                  source: str) -> tarfile.TarInfo:
   """``tarfile``'s ``data`` filter, then the modes and times this module
-  promises (files 0644, folders 0755, extraction time as mtime)."""
+  promises (files 0644, folders 0755, both less the umask; extraction time
+  as mtime)."""
   try:
     member = tarfile.data_filter(member, target)
   except tarfile.FilterError as e:
     raise _refuse(source, member.name, "tarfile's data filter refuses it "
                   f"({type(e).__name__}: {e}).") from e
-  return member.replace(mode=0o755 if member.isdir() else 0o644,
+  mask = cache.umask()
+  return member.replace(mode=(0o755 if member.isdir() else 0o644) & ~mask,
                         uid=None, gid=None, uname=None, gname=None,
                         mtime=None, deep=False)
 

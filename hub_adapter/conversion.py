@@ -63,13 +63,17 @@ import uuid
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from hub_adapter import errors
+from hub_adapter import reader
+from hub_adapter import runtime
+from hub_adapter import signatures as signatures_lib
 from hub_adapter.support import Format
+from hub_adapter.tf1 import hub_protos
 from hub_adapter.tf1 import v1_gradients
 
 IMPORT_SCOPE = "module"
 DEFAULT_SIGNATURE = "default"
-ATTACHMENTS_COLLECTION = "hub_module_attachments"
-ATTACHMENTS_ASSET = "hub_module_attachments.pb"  # = inspection.CONVERTED_ATTACHMENTS_ASSET
+ATTACHMENTS_COLLECTION = hub_protos.ATTACHMENT_COLLECTION
+ATTACHMENTS_ASSET = reader.CONVERTED_ATTACHMENTS_ASSET
 """Asset file of a converted model holding the module's attached messages:
 a ``SavedModel`` proto with one meta graph per converted graph variant,
 carrying only its tags and the TF1 ``hub_module_attachments`` collection
@@ -80,11 +84,6 @@ _TABLE_OPS = ("HashTableV2", "MutableHashTableV2",
 # Attributes that tie an op to a device or to another op's placement; both
 # are meaningless once the graph is a function of the converted model.
 _PLACEMENT_ATTRS = ("_class",)
-
-
-def _tf():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf
 
 
 # -- public API ---------------------------------------------------------------
@@ -120,7 +119,8 @@ def convert(handle, export_dir, *, tags=None, train_tags="auto",
     HandleError: the handle cannot be resolved, ``export_dir`` exists and is
       not empty (without ``overwrite``), is a file, or overlaps the module's
       folder.
-    ModelFormatError: the handle is not a TF1 Hub module, or the module
+    ModelFormatError: the handle is not a TF1 Hub module, a file it needs
+      is missing or corrupt, or the module
       cannot be expressed in TF2: a reference variable passed to an op with
       no resource-variable version, or v1 control flow that cannot be
       differentiated ahead of time (the message names the node and op).
@@ -129,14 +129,14 @@ def convert(handle, export_dir, *, tags=None, train_tags="auto",
     BackendUnavailableError: the module uses ops of a library that is not
       installed (installed ones, e.g. tensorflow_text, are imported first).
   """
-  import importlib  # pylint: disable=g-import-not-at-top
-  inspect_lib = importlib.import_module("hub_adapter.inspection")
-  resolve_lib = importlib.import_module("hub_adapter.handles")
+  # pylint: disable=g-import-not-at-top
+  from hub_adapter import op_libraries
+  from hub_adapter import preflight
+  # pylint: enable=g-import-not-at-top
   if isinstance(handle, os.PathLike):
     handle = os.fspath(handle)
   export_dir = os.path.abspath(os.fspath(export_dir))
-  path = resolve_lib.resolve(handle)
-  info = inspect_lib.inspect_folder(path, handle=handle)
+  path, info = preflight.open_model(handle)
   if info.format is not Format.TF1_HUB:
     raise errors.ModelFormatError(errors.compose(
         f"Cannot convert {handle!r}: it is already a TF2 SavedModel.",
@@ -150,9 +150,8 @@ def convert(handle, export_dir, *, tags=None, train_tags="auto",
   check_destination(export_dir, path, overwrite, handle=handle)
   # Checked here so a missing library fails before any work (and in the
   # parent process, where the user sees it); imported again in the child.
-  importlib.import_module("hub_adapter.op_libraries").ensure_op_libraries(
-      info, handle, operation="convert")
-  if _tf().executing_eagerly():
+  op_libraries.ensure_op_libraries(info, handle, operation="convert")
+  if runtime.tf().executing_eagerly():
     _convert_here(handle, path, export_dir, infer, train, overwrite)
   else:
     _convert_in_child(handle, path, export_dir, infer, train, overwrite)
@@ -182,10 +181,8 @@ def get_attached_message(handle, key: str, message_type, tags=None,
     AttachmentNotFoundError: ``required`` and nothing is attached.
     HandleError, ModelFormatError: the handle cannot be read.
   """
-  import importlib  # pylint: disable=g-import-not-at-top
-  info = importlib.import_module("hub_adapter.inspection").inspect_folder(
-      importlib.import_module("hub_adapter.handles").resolve(handle),
-      handle=handle)
+  from hub_adapter import preflight  # pylint: disable=g-import-not-at-top
+  _, info = preflight.open_model(handle, check=False)
   wanted = frozenset(tags or ())
   data = info.attachments.get(wanted, {}).get(key)
   if data is None:
@@ -212,7 +209,6 @@ def pick_variants(info: Any, tags: Any, train_tags: Any, *,
   Raises:
     TagSetError: a tag set asked for does not exist.
   """
-  from hub_adapter import signatures as signatures_lib  # pylint: disable=g-import-not-at-top
   infer = signatures_lib.pick_tags(info, signatures_lib.normalize_tags(tags),
                                    handle=handle)
   if isinstance(train_tags, str) and train_tags == "auto":
@@ -397,7 +393,7 @@ class _Variant:
 
   def element(self, info):
     """The tensor, SparseTensor or RaggedTensor a ``TensorInfo`` names."""
-    return _tf().compat.v1.saved_model.utils.get_tensor_from_tensor_info(
+    return runtime.tf().compat.v1.saved_model.utils.get_tensor_from_tensor_info(
         info, self.wrapped.graph, import_scope=IMPORT_SCOPE)
 
   def tensor(self, name: str):
@@ -405,12 +401,7 @@ class _Variant:
 
   def operation(self, name: str):
     return self.wrapped.graph.get_operation_by_name(
-        f"{IMPORT_SCOPE}/{_node_name(name)}")
-
-
-def _node_name(name: str) -> str:
-  name = name[1:] if name.startswith("^") else name
-  return name.split(":")[0]
+        f"{IMPORT_SCOPE}/{signatures_lib.node_name(name)}")
 
 
 class Converter:
@@ -445,7 +436,7 @@ class Converter:
   # -- build ------------------------------------------------------------------
   def build(self) -> Built:
     """Creates variables, tables and functions; returns the root object."""
-    tf = _tf()
+    tf = runtime.tf()
     if not tf.executing_eagerly():
       raise errors.HubAdapterError(errors.compose(
           "Converter.build() needs eager execution.",
@@ -500,7 +491,7 @@ class Converter:
     for data in (collection.bytes_list.value if collection else []):
       definition = variable_pb2.VariableDef()
       definition.ParseFromString(data)
-      result[_node_name(definition.variable_name)] = definition
+      result[signatures_lib.node_name(definition.variable_name)] = definition
     return result
 
   def _trainable_names(self, tags) -> set:
@@ -511,7 +502,7 @@ class Converter:
     for data in (collection.bytes_list.value if collection else []):
       definition = variable_pb2.VariableDef()
       definition.ParseFromString(data)
-      names.add(_node_name(definition.variable_name))
+      names.add(signatures_lib.node_name(definition.variable_name))
     return names
 
   def _check_variants_agree(self) -> None:
@@ -531,7 +522,7 @@ class Converter:
           "same tag set.") from e
 
   def _create_variables(self) -> None:
-    tf = _tf()
+    tf = runtime.tf()
     definitions = self._variable_defs(self._infer_tags)
     trainable = self._trainable_names(self._infer_tags)
     if self._train_tags != self._infer_tags:
@@ -562,7 +553,7 @@ class Converter:
           value, name=name, trainable=name in trainable)
 
   def _checkpoint(self):
-    tf = _tf()
+    tf = runtime.tf()
     prefix = self._spec.checkpoint_prefix
     try:
       reader = tf.train.load_checkpoint(prefix)
@@ -613,11 +604,11 @@ class Converter:
   def _asset(self, path: str):
     """One ``tf.saved_model.Asset`` per file, shared by the variants."""
     if path not in self._assets:
-      self._assets[path] = _tf().saved_model.Asset(path)
+      self._assets[path] = runtime.tf().saved_model.Asset(path)
     return self._assets[path]
 
   def _import_variant(self, tags) -> _Variant:
-    tf = _tf()
+    tf = runtime.tf()
     meta_graph = self._prepared_graph_def(tags)
     gradients = {}
     if v1_gradients.has_v1_control_flow(meta_graph):
@@ -664,11 +655,12 @@ class Converter:
   def _initialize_tables(self, variant: _Variant, tables) -> None:
     collection = variant.meta_graph.collection_def.get("table_initializer")
     names = list(collection.node_list.value) if collection else []
-    inputs = {node.name: [_node_name(i) for i in node.input]
+    inputs = {node.name: [signatures_lib.node_name(i) for i in node.input]
               for node in variant.meta_graph.graph_def.node}
     by_table: Dict[str, List[Any]] = {name: [] for name in tables}
     for name in names:
-      for owner in _reachable(_node_name(name), inputs) & set(tables):
+      for owner in (_reachable(signatures_lib.node_name(name), inputs)
+                    & set(tables)):
         by_table[owner].append(variant.operation(name))
     for name, table in tables.items():
       ops = by_table[name]
@@ -723,13 +715,13 @@ class Converter:
     path = os.path.join(folder, ATTACHMENTS_ASSET)
     with open(path, "wb") as f:
       f.write(holder.SerializeToString())
-    return _tf().saved_model.Asset(path)
+    return runtime.tf().saved_model.Asset(path)
 
   # -- functions --------------------------------------------------------------
   def _signature_functions(self, variant: _Variant, with_updates: bool
                            ) -> Dict[str, "_SignatureFunction"]:
     """Signature name -> its pruned functions."""
-    tf = _tf()
+    tf = runtime.tf()
     result = {}
     updates = self._update_ops(variant) if with_updates else []
     for name, signature in sorted(variant.meta_graph.signature_def.items()):
@@ -778,7 +770,7 @@ class Converter:
                      tuple(variables))
 
   def _update_ops(self, variant: _Variant) -> List[Any]:
-    collection = variant.meta_graph.collection_def.get("update_ops")
+    collection = variant.meta_graph.collection_def.get(hub_protos.UPDATE_OPS)
     if not collection:
       return []
     return [variant.operation(n) for n in collection.node_list.value]
@@ -838,7 +830,7 @@ def _placeholders(op, fed) -> set:
 
 def _make_table(node_def, uid: str):
   """A TF2 resource that re-creates one lookup table node on load."""
-  tf = _tf()
+  tf = runtime.tf()
   node = type(node_def)()
   node.CopyFrom(node_def)
   del node.input[:]
@@ -862,7 +854,7 @@ def _table_class():
   global _TABLE_CLASS
   if _TABLE_CLASS is not None:
     return _TABLE_CLASS
-  tf = _tf()
+  tf = runtime.tf()
 
   class ImportedTable(tf.saved_model.experimental.TrackableResource):
     """A lookup table of a TF1 graph: created and initialized on load."""
@@ -905,7 +897,7 @@ def _flat_names(name: str, spec) -> List[str]:
   """The component names ``tf.saved_model.load`` gives a TF1 signature's
   sparse (``x_indices``, ``x_values``, ``x_dense_shape``) or other
   composite (``x_component_0``, ...) input."""
-  tf = _tf()
+  tf = runtime.tf()
   if isinstance(spec, tf.SparseTensorSpec):
     return [f"{name}_indices", f"{name}_values", f"{name}_dense_shape"]
   count = len(tf.nest.flatten(spec, expand_composites=True))
@@ -953,7 +945,7 @@ class _SignatureFunction:
 
   @property
   def composite(self) -> bool:
-    tf = _tf()
+    tf = runtime.tf()
     return any(not isinstance(s, tf.TensorSpec)
                for s in self.input_specs.values())
 
@@ -963,7 +955,7 @@ class _SignatureFunction:
     return dict(self.input_specs)
 
   def flat_input_specs(self) -> Dict[str, Any]:
-    tf = _tf()
+    tf = runtime.tf()
     result = {}
     for key in self.input_names:
       spec = self.input_specs[key]
@@ -977,7 +969,7 @@ class _SignatureFunction:
     return result
 
   def flat_args(self, inputs: Mapping[str, Any]) -> List[Any]:
-    tf = _tf()
+    tf = runtime.tf()
     args = []
     for key in self.input_names:
       args.extend(tf.nest.flatten(inputs[key], expand_composites=True))
@@ -1000,7 +992,7 @@ def _run_with_backward(function: _SignatureFunction, args: List[Any]
   in as extra arguments (one each), so their gradients reach them through
   these reads (``tf.custom_gradient`` needs no ``variables`` argument).
   """
-  tf = _tf()
+  tf = runtime.tf()
   backward = function.backward
   reads = [v.read_value() for v in backward.variables]
   count = len(args)
@@ -1051,7 +1043,7 @@ def _run_with_backward(function: _SignatureFunction, args: List[Any]
 def _flat_outputs(outputs: Mapping[str, Any]) -> Dict[str, Any]:
   """Dense outputs as they are; a sparse output ``y`` as ``y_indices``,
   ``y_values``, ``y_dense_shape``; another composite as ``y_component_i``."""
-  tf = _tf()
+  tf = runtime.tf()
   result = {}
   for key, value in outputs.items():
     if isinstance(value, tf.SparseTensor):
@@ -1069,7 +1061,7 @@ def _flat_outputs(outputs: Mapping[str, Any]) -> Dict[str, Any]:
 def _make_root(*, variables, tables, assets, infer, train, losses,
                call_name, attachments=None):
   """The object saved as the SavedModel's root."""
-  tf = _tf()
+  tf = runtime.tf()
 
   def signature_function(function: _SignatureFunction):
     def run(**inputs):

@@ -211,3 +211,11 @@ class HandleTypeError(HandleError, ValueError):
 
 
 __all__ += ["UnsupportedTrainingError", "HandleTypeError"]
+
+
+class ArgumentError(HubAdapterError, ValueError):
+  """A function was called with an argument it cannot take (tensorflow_hub
+  raises ValueError in the same cases)."""
+
+
+__all__ += ["ArgumentError"]

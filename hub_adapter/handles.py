@@ -10,11 +10,17 @@ Accepted handles (:data:`ACCEPTED_FORMS`):
   Kaggle model URLs, fetched the way tensorflow_hub fetches them (its own
   functions form the URL: ``?tf-hub-format=compressed`` is appended, and
   ``hub.tensorflow.google.cn`` handles go to their GCS mirror);
-- ``gs://`` folders (returned as they are) and ``gs://...tar.gz`` archives.
+- ``file://`` URLs of local folders and archives;
+- folders and archives on other TensorFlow file systems (``gs://``,
+  ``ram://``, ``s3://``, ...), read with ``tf.io.gfile``; a folder there is
+  copied into the local cache once (hub_adapter inspects a model's files
+  before loading it), an archive is extracted like a downloaded one.
 
 Downloads and extractions are cached in ``TFHUB_CACHE_DIR`` (or
 tensorflow_hub's default) under tensorflow_hub's folder name for the handle,
-so each library finds the other's entries. Entries are written atomically
+so each library finds the other's entries. The cache may itself be a
+``file://`` URL or a folder on another TensorFlow file system (the Cloud TPU
+set-up keeps it on GCS); see :mod:`hub_adapter.cache` for the layout. Entries are written atomically
 and locked per handle (see :mod:`hub_adapter.cache`); archives are extracted
 with the checks of :mod:`hub_adapter.archives`; HTTP faults are retried as
 :mod:`hub_adapter.download` describes.
@@ -23,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import os
 import re
 import sys
@@ -34,6 +39,8 @@ from typing import Callable, Optional, Union
 from hub_adapter import archives
 from hub_adapter import cache
 from hub_adapter import errors
+from hub_adapter import folders
+from hub_adapter import reader
 
 ACCEPTED_FORMS = (
     "a local model folder (holding saved_model.pb)",
@@ -42,8 +49,12 @@ ACCEPTED_FORMS = (
     "nnlm-en-dim50/2 or https://www.kaggle.com/models/google/nnlm/"
     "frameworks/tensorFlow2/variations/en-dim50/versions/1",
     "a file:// URL of a local folder or archive",
-    "a gs:// folder or gs://....tar.gz archive",
+    "a folder or .tar.gz archive on a TensorFlow file system (gs://, "
+    "ram://, s3://, ...)",
 )
+
+# TensorFlow file systems read through tf.io.gfile (file:// is local).
+REMOTE_SCHEMES = ("gs", "ram", "s3", "hdfs", "viewfs", "az", "oss")
 
 _ARCHIVE_NAME = "archive.download"
 _MODEL_DIR = ".hub_adapter_extract"  # Inside the temp folder; moved up after.
@@ -59,7 +70,8 @@ class ParsedHandle:
   Attributes:
     handle: The handle as given (a string).
     kind: ``"folder"``, ``"archive"``, ``"url"``, ``"gcs_folder"`` or
-      ``"gcs_archive"``.
+      ``"gcs_archive"`` (the last two for any TensorFlow file system in
+      :data:`REMOTE_SCHEMES`, ``gs://`` being the usual one).
     path: The local path for ``folder`` and ``archive``.
     url: The remote address for ``url`` and ``gcs_*`` (the handle itself;
       :func:`download_url` gives the address actually fetched).
@@ -128,7 +140,7 @@ def parse_handle(handle: Handle) -> ParsedHandle:
                           "Write the URL in full, e.g. https://host/path.",
                           handle)
     return ParsedHandle(handle, "url", url=handle)
-  if lowered.startswith("gs://"):
+  if lowered.split("://", 1)[0] in REMOTE_SCHEMES and "://" in lowered:
     kind = "gcs_archive" if archives.is_archive_name(
         handle.split("?")[0]) else "gcs_folder"
     return ParsedHandle(handle, kind, url=handle)
@@ -279,7 +291,19 @@ def cache_dir() -> str:
   ``--tfhub_cache_dir`` flag, else ``<tmp>/tfhub_modules``)."""
   folder = _hub_setting("TFHUB_CACHE_DIR", "tfhub_cache_dir") or os.path.join(
       tempfile.gettempdir(), "tfhub_modules")
-  return os.path.abspath(folder)
+  local = cache.local_path(folder)
+  if local is None:
+    return folder  # gs://, ram://, ...: read and written with tf.io.gfile.
+  return os.path.abspath(os.path.expanduser(local))
+
+
+def local_cache_dir() -> str:
+  """Where local copies of remote folders go: the cache folder when it is
+  local, else tensorflow_hub's default ``<tmp>/tfhub_modules``."""
+  folder = cache_dir()
+  if "://" in folder:
+    return os.path.join(tempfile.gettempdir(), "tfhub_modules")
+  return folder
 
 
 def cache_key(handle: str) -> str:
@@ -297,7 +321,7 @@ def _archive_key(path: str) -> str:
 
 def _has_saved_model(folder: str) -> bool:
   return any(os.path.isfile(os.path.join(folder, name))
-             for name in ("saved_model.pb", "saved_model.pbtxt"))
+             for name in (reader.SAVED_MODEL_PB, reader.SAVED_MODEL_PBTXT))
 
 
 def model_root(folder: str) -> Optional[str]:
@@ -306,7 +330,7 @@ def model_root(folder: str) -> Optional[str]:
   if _has_saved_model(folder):
     return folder
   try:
-    names = [n for n in os.listdir(folder) if n != cache.MARKER]
+    names = os.listdir(folder)
   except OSError:
     return None
   if len(names) == 1 and os.path.isdir(os.path.join(folder, names[0])) and \
@@ -323,8 +347,7 @@ def check_model_folder(folder: str, handle: Optional[str]) -> str:
     ModelFormatError: it holds no saved_model.pb/.pbtxt (the message lists
       what it holds).
   """
-  inspect_lib = importlib.import_module("hub_adapter.inspection")
-  inspect_lib.check_folder_exists(folder, handle)
+  folders.check_folder_exists(folder, handle)
   root = model_root(folder)
   if root is None:
     # tensorflow_hub's sentence first.
@@ -332,7 +355,7 @@ def check_model_folder(folder: str, handle: Optional[str]) -> str:
         "Trying to load a model of incompatible/unknown type. "
         f"'{folder}' contains neither 'saved_model.pb' nor "
         f"'saved_model.pbtxt': {handle or folder!r} is not a model.",
-        f"Found: {inspect_lib._listing(folder)}.",  # pylint: disable=protected-access
+        f"Found: {folders.listing(folder)}.",
         "Point the handle at the folder holding saved_model.pb (TF1 Hub "
         "modules also have tfhub_module.pb there).",
         {"handle": handle, "folder": folder}), handle=handle, path=folder)
@@ -341,12 +364,14 @@ def check_model_folder(folder: str, handle: Optional[str]) -> str:
 
 def _trust_existing(entry: str) -> bool:
   """Whether an unmarked entry (tensorflow_hub's) is whole enough to use."""
-  inspect_lib = importlib.import_module("hub_adapter.inspection")
-  from hub_adapter import integrity  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from hub_adapter import integrity
+  from hub_adapter import reader
+  # pylint: enable=g-import-not-at-top
   root = model_root(entry)
   if root is None:
     return False
-  info = inspect_lib.inspect_folder(root)
+  info = reader.inspect_folder(root)
   integrity.check_folder(info, entry)
   return True
 
@@ -363,7 +388,6 @@ def _populate_from_file(archive: str, handle: str, source: str
 
 
 def _check_extracted(target: str, handle: str) -> None:
-  inspect_lib = importlib.import_module("hub_adapter.inspection")
   if not os.listdir(target):
     raise errors.ArchiveError(errors.compose(
         f"The archive of {handle!r} is empty.",
@@ -374,7 +398,7 @@ def _check_extracted(target: str, handle: str) -> None:
     raise errors.ModelFormatError(errors.compose(
         f"The archive of {handle!r} does not hold a model: no "
         "saved_model.pb or saved_model.pbtxt at its top level.",
-        f"It holds: {inspect_lib._listing(target)}.",  # pylint: disable=protected-access
+        f"It holds: {folders.listing(target)}.",
         "Archive the contents of the model folder (tar -C MODEL_DIR -czf "
         "model.tar.gz .).", {"handle": handle}), handle=handle)
 
@@ -422,18 +446,74 @@ def _populate_from_gcs(handle: str) -> Callable[[str], None]:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     archive = os.path.join(tmp, _ARCHIVE_NAME)
     try:
-      with tf.io.gfile.GFile(handle, "rb") as src, open(archive, "wb") as out:
-        while True:
-          chunk = src.read(1 << 20)
-          if not chunk:
-            break
-          out.write(chunk)
+      tf.io.gfile.copy(handle, archive, overwrite=True)
     except tf.errors.OpError as e:
       raise _handle_error(f"Cannot read {handle}.", str(e),
-                          "Check the gs:// path and your credentials.",
+                          "Check the path (and your credentials for gs://).",
                           handle) from e
     _populate_from_file(archive, handle, handle)(tmp)
+    os.unlink(archive)  # The entry holds the model's files only.
   return populate
+
+
+_COPY_KEY_FILES = frozenset({reader.SAVED_MODEL_PB, reader.MODULE_DEF_FILE,
+                             "fingerprint.pb", "variables/variables.index"})
+
+
+def _local_copy(remote: str, handle: str) -> str:
+  """A local copy of a model folder on another TensorFlow file system.
+
+  The copy is a cache entry of :func:`local_cache_dir` keyed by the folder,
+  its file listing (names and sizes) and the bytes of its metadata files,
+  so a changed folder is copied again.
+
+  Args:
+    remote: The folder (``gs://...``, ``ram://...``, ...).
+    handle: The handle, for messages.
+
+  Returns:
+    The local model folder.
+
+  Raises:
+    HandleError: the folder cannot be read or does not exist.
+    CacheError: the local cache is unwritable.
+    ModelFormatError: the folder does not hold a model.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    if not tf.io.gfile.isdir(remote):
+      raise _handle_error(
+          f"Model folder {handle!r} does not exist.",
+          f"tf.io.gfile finds no folder {remote!r}.",
+          "Check the path (and your credentials for gs://).", handle)
+    listing = sorted(cache.remote_files(remote).items())
+    digest = hashlib.sha1(
+        f"hub_adapter-copy:{remote}:{listing}".encode("utf8"))
+    # Sizes alone miss a model saved again with new values; its small
+    # metadata files differ (variables.index holds every tensor's CRC32C),
+    # so their bytes go into the key too.
+    for name, _ in listing:
+      if name in _COPY_KEY_FILES:
+        with tf.io.gfile.GFile(f"{remote.rstrip('/')}/{name}", "rb") as f:
+          digest.update(f.read())
+  except tf.errors.OpError as e:
+    raise _handle_error(f"Cannot read {remote}.", str(e),
+                        "Check the path and your credentials.", handle) from e
+  key = digest.hexdigest()
+
+  def populate(tmp: str) -> None:
+    try:
+      cache.copy_tree(remote, tmp)
+    except tf.errors.OpError as e:
+      raise _handle_error(f"Cannot read {remote}.", str(e),
+                          "Check the path and your credentials.",
+                          handle) from e
+    if model_root(tmp) is None:
+      check_model_folder(tmp, handle)
+
+  entry = cache.get_or_create(local_cache_dir(), key, populate, handle=handle,
+                              marker_extra={"copy_of": remote})
+  return model_root(entry) or check_model_folder(entry, handle)
 
 
 def resolve(handle: Handle, *, progress: Optional[bool] = None) -> str:
@@ -445,8 +525,8 @@ def resolve(handle: Handle, *, progress: Optional[bool] = None) -> str:
       ``TFHUB_DOWNLOAD_PROGRESS`` is set, like tensorflow_hub).
 
   Returns:
-    An absolute local folder holding saved_model.pb (or a ``gs://`` folder
-    for gs:// folder handles and for ``TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED``).
+    An absolute local folder holding saved_model.pb (a ``gs://`` folder
+    for ``TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED``).
 
   Raises:
     HandleError: the handle is malformed or missing, or its download fails
@@ -461,7 +541,7 @@ def resolve(handle: Handle, *, progress: Optional[bool] = None) -> str:
   if parsed.kind == "folder":
     return check_model_folder(parsed.path, parsed.handle)
   if parsed.kind == "gcs_folder":
-    return parsed.handle
+    return _local_copy(parsed.handle, parsed.handle)
   if parsed.kind == "url" and _uncompressed_requested():
     return _resolve_uncompressed(parsed.handle)
   folder = cache_dir()
@@ -479,6 +559,8 @@ def resolve(handle: Handle, *, progress: Optional[bool] = None) -> str:
     extra = {"url": parsed.handle}
   entry = cache.get_or_create(folder, key, populate, handle=parsed.handle,
                               adopt=_trust_existing, marker_extra=extra)
+  if "://" in entry:  # A cache on gs://, ram://, ...
+    return _local_copy(entry, parsed.handle)
   root = model_root(entry)
   if root is None:  # Cannot happen for our entries; guard adopted ones.
     return check_model_folder(entry, parsed.handle)
@@ -511,5 +593,5 @@ def fetch(handle: Handle, progress: bool = True) -> str:
 
 __all__ = ["resolve", "fetch", "parse_handle", "ParsedHandle", "download_url",
            "kaggle_url", "model_page_hint",
-           "cache_dir", "cache_key", "check_model_folder", "model_root",
+           "cache_dir", "local_cache_dir", "cache_key", "REMOTE_SCHEMES", "check_model_folder", "model_root",
            "ACCEPTED_FORMS"]

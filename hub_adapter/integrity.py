@@ -6,7 +6,7 @@ protos, checkpoints or missing files that rarely names the culprit.
 :class:`~hub_adapter.errors.ModelFormatError` naming the file when:
 
 - ``saved_model.pb`` or ``tfhub_module.pb`` is truncated or garbled (already
-  found by :func:`hub_adapter.inspection.inspect_folder`, which produced the
+  found by :func:`hub_adapter.reader.inspect_folder`, which produced the
   ``info`` passed in), or ``saved_model.pb`` no longer matches the checksum
   in ``fingerprint.pb`` (written by TF >= 2.12), or that file is garbled;
 - ``variables/variables.index`` is missing although the graph has variables,
@@ -39,23 +39,25 @@ strings the lengths, their masked checksum and the bytes, as TensorFlow's
 """
 from __future__ import annotations
 
-import importlib
 import os
 import posixpath
 import re
 import struct
+import sys
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from absl import logging
 
 from hub_adapter import errors
+from hub_adapter import reader
 from hub_adapter import proto_readers
 from hub_adapter.model_info import ModelInfo
+from hub_adapter.tf1 import hub_protos
 
 VERIFY_MAX_BYTES_ENV = "HUB_ADAPTER_VERIFY_MAX_BYTES"
 DEFAULT_VERIFY_MAX_BYTES = 64 * 1024 * 1024
 
-VARIABLES_PREFIX = os.path.join("variables", "variables")
+VARIABLES_PREFIX = reader.VARIABLES_PREFIX
 FINGERPRINT_FILE = "fingerprint.pb"
 _ASSET_COLLECTION = "saved_model_assets"
 
@@ -108,7 +110,8 @@ def _verify_max_bytes(value: Optional[int]) -> int:
 
 def _graph_has_variables(saved_model) -> bool:
   for meta_graph in saved_model.meta_graphs:
-    for name in ("variables", "trainable_variables"):
+    for name in (hub_protos.GLOBAL_VARIABLES,
+                 hub_protos.TRAINABLE_VARIABLES):
       coll = meta_graph.collection_def.get(name)
       if coll is not None and (coll.bytes_list.value or coll.node_list.value):
         return True
@@ -167,11 +170,16 @@ _RAW_EXCEPTIONS = frozenset({7, 20, 21, 107, 120, 121})
 _UINT32_MAX = 0xFFFFFFFF
 
 
+class _TruncatedLengths(Exception):
+  """A string tensor's stored lengths end early (never leaves this module:
+  such a tensor cannot match its checksum)."""
+
+
 def _varint(data: bytes, pos: int) -> Tuple[int, int]:
   result = shift = 0
   while True:
     if pos >= len(data) or shift > 63:
-      raise ValueError("truncated string lengths")
+      raise _TruncatedLengths()
     byte = data[pos]
     pos += 1
     result |= (byte & 0x7F) << shift
@@ -195,7 +203,7 @@ def _string_crc(data: bytes, count: int) -> int:
     lengths.append(struct.pack("<I" if length <= _UINT32_MAX else "<Q",
                                length))
   if pos + 4 > len(data):
-    raise ValueError("truncated string lengths")
+    raise _TruncatedLengths()
   crc = proto_readers.crc32c(b"".join(lengths))
   return proto_readers.crc32c(data[pos:], crc)
 
@@ -212,7 +220,7 @@ def _stored_crc(data: bytes, entry: proto_readers.BundleEntry
       count *= max(dim, 0)
     try:
       return _string_crc(data, count)
-    except ValueError:
+    except _TruncatedLengths:
       return -1  # Lengths that do not parse cannot match any checksum.
   if entry.dtype in _RAW_EXCEPTIONS:
     return None
@@ -269,7 +277,7 @@ def _check_checksums(info: ModelInfo, handle: Optional[str],
   except OSError as e:  # _check_shards opened every shard a moment ago.
     raise _error(f"The variables of model {handle or info.path!r} cannot be "
                  "read.", f"{type(e).__name__}: {e}", info, handle,
-                 os.path.join("variables", "variables.index")) from e
+                 reader.VARIABLES_INDEX) from e
   if found is not None:
     entry, got = found
     because = (f"the string lengths in its {entry.size} bytes at byte "
@@ -334,9 +342,8 @@ def restore_error(exc: BaseException, path: str,
   because = f"{type(exc).__name__}: {reason}"
   match = _TF_BUNDLE.search(text)
   shard_id = int(match.group("shard")) if match else None
-  inspect_lib = importlib.import_module("hub_adapter.inspection")
   try:
-    index = inspect_lib.read_bundle_index(path, handle)
+    index = reader.read_bundle_index(path, handle)
   except errors.ModelFormatError as e:
     return e
   if index is None:
@@ -363,7 +370,7 @@ def _check_assets(info: ModelInfo, handle: Optional[str], saved_model
                      f"an unsafe name {filename!r}.",
                      "Asset names must be relative paths inside assets/; "
                      "this one would make the loader read a file outside the "
-                     "model folder.", info, handle, "saved_model.pb",
+                     "model folder.", info, handle, reader.SAVED_MODEL_PB,
                      "Do not load this model; it was not written by "
                      "TensorFlow's exporter.")
       path = os.path.join(assets_dir, *rel.split("/"))
@@ -390,7 +397,7 @@ def _check_fingerprint(info: ModelInfo, handle: Optional[str]) -> None:
   fingerprint.pb; catches damage that still parses."""
   path = os.path.join(info.path, FINGERPRINT_FILE)
   if not os.path.isfile(path) or not os.path.isfile(
-      os.path.join(info.path, "saved_model.pb")):
+      os.path.join(info.path, reader.SAVED_MODEL_PB)):
     return
   try:
     from tensorflow.core.protobuf import fingerprint_pb2  # pylint: disable=g-import-not-at-top
@@ -420,14 +427,15 @@ def _check_fingerprint(info: ModelInfo, handle: Optional[str]) -> None:
                  f"from the one recorded in {FINGERPRINT_FILE} when it was "
                  f"saved ({stored.saved_model_checksum}): the file was "
                  "damaged after saving, though it still parses.",
-                 info, handle, "saved_model.pb",
+                 info, handle, reader.SAVED_MODEL_PB,
                  "Fetch the model again (delete its cache entry first) or "
                  "re-export it. If you rewrote saved_model.pb on purpose, "
                  f"delete {FINGERPRINT_FILE}.")
 
 
 def check_folder(info: ModelInfo, handle: Optional[str] = None, *,
-                 verify_max_bytes: Optional[int] = None) -> None:
+                 verify_max_bytes: Optional[int] = None,
+                 fingerprint: Optional[bool] = True) -> None:
   """Checks that the files a model needs are present and intact.
 
   Args:
@@ -437,18 +445,27 @@ def check_folder(info: ModelInfo, handle: Optional[str] = None, *,
     verify_max_bytes: Verify variable checksums when the variables total at
       most this many bytes (default: env ``HUB_ADAPTER_VERIFY_MAX_BYTES`` or
       64 MiB; 0 never).
+    fingerprint: Compare saved_model.pb with ``fingerprint.pb``; that needs
+      TensorFlow's C++ fingerprinting, so it imports TensorFlow. None: only
+      when TensorFlow is imported already (``hub-adapter inspect``).
 
   Raises:
     ModelFormatError: a file is missing, truncated, unreadable or corrupt;
       the message names it.
   """
-  inspect_lib = importlib.import_module("hub_adapter.inspection")
-  saved_model = inspect_lib.read_saved_model(info.path, handle)
-  _check_fingerprint(info, handle)
-  index = inspect_lib.read_bundle_index(info.path, handle)
-  index_rel = os.path.join("variables", "variables.index")
+  saved_model = info.saved_model
+  if saved_model is None:
+    saved_model = reader.read_saved_model(info.path, handle)
+  if fingerprint is None:
+    fingerprint = "tensorflow" in sys.modules
+  if fingerprint:
+    _check_fingerprint(info, handle)
+  index = info.bundle_index
   if index is None:
-    data_files = _listdir(os.path.join(info.path, "variables"))
+    index = reader.read_bundle_index(info.path, handle)
+  index_rel = reader.VARIABLES_INDEX
+  if index is None:
+    data_files = _listdir(os.path.join(info.path, reader.VARIABLES_DIR))
     if any(n.startswith("variables.data-") for n in data_files) or \
         _graph_has_variables(saved_model):
       raise _error(f"{index_rel} of model {handle or info.path!r} is "

@@ -26,7 +26,6 @@ hub_adapter.KerasLayer}``.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from typing import Any, Dict, List, Mapping, Optional
@@ -141,8 +140,6 @@ class KerasLayer:
           handle, bool(trainable), signature=signature,
           output_key=output_key, as_dict=signature_outputs_as_dict,
           tags=tags, load_options=load_options)
-      if model.format is Format.TF1_HUB and trainable:
-        _refuse_training(model, model.raw, _TF1_TRAINING_SENTENCE)
     else:
       handle = _check_handle(handle)
       arguments = _check_arguments(arguments, handle)
@@ -170,9 +167,8 @@ class KerasLayer:
           raise
         raise errors.SignatureError(f"{first}\n{e.message}",
                                     **e.context) from e
-    if trainable and model.signature is not None and (
-        model.format is Format.TF2_SAVED_MODEL):
-      _refuse_training(model, handle, _SIGNATURE_TRAINING_SENTENCE)
+    if trainable:
+      _refuse_untrainable(model, handle, trainable_from_start=True)
     super().__init__(trainable=bool(trainable), **kwargs)
     # Plain attributes, kept out of Keras/TF attribute tracking so that the
     # config stays JSON and the wrapper is never mistaken for a trackable.
@@ -272,34 +268,9 @@ class KerasLayer:
     """
     if not self.trainable:
       return
-    model = self._hub_model
-    if model.format is Format.TF2_SAVED_MODEL:
-      if model.signature is not None:
-        _refuse_training(model, self._hub_handle,
-                         _SIGNATURE_TRAINING_SENTENCE)
-      self._hub_log_if_nothing_to_train()
-      return
-    if self._hub_constructed_trainable:
-      self._hub_log_if_nothing_to_train()
-      return
-    detail = ("KerasLayer.trainable was set to True after the layer was "
-              "made with trainable=False.")
-    cell = support.lookup(model.format, Operation.FINE_TUNE, model.mode)
-    if not cell.supported:
-      raise errors.UnsupportedTrainingError(
-          format=model.format, mode=model.mode, operation=Operation.FINE_TUNE,
-          handle=_handle_text(self._hub_handle), detail=detail,
-          reason=cell.reason, remedy=cell.remedy,
-          first=_TF1_TRAINING_SENTENCE)
-    raise errors.UnsupportedTrainingError(
-        format=model.format, mode=model.mode, operation=Operation.FINE_TUNE,
-        handle=_handle_text(self._hub_handle), detail=detail,
-        reason="A TF1 Hub module is loaded once, for inference or for "
-        "training: trainable=False imports the inference graph without the "
-        "variables' training state, update ops or regularization losses.",
-        remedy="Make the layer with KerasLayer(handle, trainable=True) "
-        "instead of setting trainable later.",
-        first=_TF1_TRAINING_SENTENCE)
+    _refuse_untrainable(self._hub_model, self._hub_handle,
+                        trainable_from_start=self._hub_constructed_trainable)
+    self._hub_log_if_nothing_to_train()
 
   def _hub_log_if_nothing_to_train(self) -> None:
     """Logs an error, once per layer, when a trainable layer has no
@@ -420,6 +391,12 @@ _TF1_TRAINING_SENTENCE = ("Setting hub.KerasLayer.trainable = True is "
 _SIGNATURE_TRAINING_SENTENCE = ("Setting hub.KerasLayer.trainable = True is "
                                 "unsupported when calling a SavedModel "
                                 "signature.")
+# tensorflow_hub's sentence for each LIMITS row that refuses training.
+_TRAINING_SENTENCES = {
+    "keras_signature_fine_tune": _SIGNATURE_TRAINING_SENTENCE,
+    "keras_tf1_object_fine_tune": _TF1_TRAINING_SENTENCE,
+    "keras_tf1_trainable_later": _TF1_TRAINING_SENTENCE,
+}
 _OUTPUTS_SENTENCE = ("When using a signature, either output_key or "
                      "signature_outputs_as_dict=True should be set.")
 _AS_DICT_SENTENCE = ("signature_outputs_as_dict is only valid if specifying "
@@ -439,9 +416,8 @@ def _handle_text(handle: Any) -> str:
 def _is_tf1_hub(handle: str) -> bool:
   """Whether a handle is a TF1 Hub module (read from its protos; the same
   resolution and inspection ``load()`` does next, which reuses them)."""
-  path = importlib.import_module("hub_adapter.handles").resolve(handle)
-  info = importlib.import_module("hub_adapter.inspection").inspect_folder(
-      path, handle=handle)
+  from hub_adapter import preflight  # pylint: disable=g-import-not-at-top
+  _, info = preflight.open_model(handle, check=False)  # load() checks.
   return info.format is Format.TF1_HUB
 
 
@@ -499,34 +475,43 @@ def _call_output_key_sentence(error: Any, signature: Any,
           f"(available: {list(choices)}).")
 
 
-def _refuse_training(model: Any, handle: Any, first: str) -> None:
-  """Raises tensorflow_hub's refusal of a path that cannot train.
+def _refuse_untrainable(model: Any, handle: Any, *,
+                        trainable_from_start: bool) -> None:
+  """Refuses a trainable layer over a model that cannot train in it.
+
+  The model says which :data:`hub_adapter.support.LIMITS` row refuses it
+  (:meth:`hub_adapter.Model.keras_training_limit`); the model's fine-tune
+  cell is checked first, so an unsupported cell gives the table's reason.
+
+  Args:
+    model: The loaded :class:`hub_adapter.Model`.
+    handle: The layer's handle (or object), for the message.
+    trainable_from_start: Whether the layer was made with ``trainable=True``.
 
   Raises:
-    UnsupportedTrainingError: always (a ValueError, as in tensorflow_hub).
+    UnsupportedTrainingError: the layer cannot train the model (a
+      ValueError with tensorflow_hub's sentence first, as there).
   """
-  if model.format is Format.TF1_HUB:
-    cell = support.lookup(model.format, Operation.FINE_TUNE, model.mode)
-    reason = getattr(cell, "reason", "") or (
-        "A TF1 Hub module passed as an object is the TF2 view of its "
-        "signatures: frozen functions without update ops or regularization "
-        "losses.")
-    remedy = getattr(cell, "remedy", "") or (
-        "Pass the module's handle instead: hub_adapter.KerasLayer(handle, "
-        "trainable=True) fine-tunes it in TF1 compat mode.")
+  limit = model.keras_training_limit(trainable_from_start)
+  if limit is None:
+    return
+  first = _TRAINING_SENTENCES[limit]
+  if not trainable_from_start:
+    detail = ("KerasLayer.trainable was set to True after the layer was "
+              "made with trainable=False.")
+  elif model.signature:
+    detail = f"KerasLayer(trainable=True) with signature {model.signature!r}."
   else:
-    reason = ("A signature is a function traced for inference: it has no "
-              "training mode, runs no update ops (batch-norm statistics) "
-              "and adds no regularization losses, so fine-tuning through it "
-              "goes wrong quietly.")
-    remedy = ("Leave signature=None to fine-tune through the model's "
-              "__call__ (reusable SavedModels have one), or keep "
-              "trainable=False and train the layers on top.")
-  raise errors.UnsupportedTrainingError(
-      format=model.format, mode=model.mode, operation=Operation.FINE_TUNE,
-      handle=_handle_text(handle), reason=reason, remedy=remedy,
-      detail=f"KerasLayer(trainable=True) with signature "
-      f"{model.signature!r}." if model.signature else "", first=first)
+    detail = ""
+  cell = support.lookup(model.format, Operation.FINE_TUNE, model.mode)
+  if not cell.supported:
+    raise errors.UnsupportedTrainingError(
+        format=model.format, mode=model.mode, operation=Operation.FINE_TUNE,
+        handle=_handle_text(handle), reason=cell.reason, remedy=cell.remedy,
+        detail=detail, first=first)
+  support.refuse(limit, model.mode, handle=_handle_text(handle),
+                 detail=detail, error=errors.UnsupportedTrainingError,
+                 first=first)
 
 
 def _load(handle: str, trainable: bool, **kwargs: Any) -> Any:
@@ -542,12 +527,13 @@ def _refuse_if_unsafe(handle: Any) -> None:
     UnsafeModelError: the model's graphs hold flagged ops.
   """
   handle = _check_handle(handle)
-  path = importlib.import_module("hub_adapter.handles").resolve(handle)
-  info = importlib.import_module("hub_adapter.inspection").inspect_folder(
-      path, handle=handle)
+  # pylint: disable=g-import-not-at-top
+  from hub_adapter import preflight
+  from hub_adapter import untrusted
+  # pylint: enable=g-import-not-at-top
+  path, info = preflight.open_model(handle, check=False)
   try:
-    importlib.import_module("hub_adapter.untrusted").refuse_if_unsafe(
-        info, handle)
+    untrusted.refuse_if_unsafe(info, handle)
   except errors.UnsafeModelError as e:
     flagged = tuple(e.context.get("flagged_ops") or ())
     ops = "; ".join(f"{op.op} in {op.where} ({op.why})" for op in flagged[:5])
@@ -618,16 +604,7 @@ def _split_variables(model: Any):
   loaded frozen, those it marks trainable (so ``layer.trainable = True``
   works later); none for a frozen TF1 Hub module.
   """
-  if model.trainable:
-    trainable = list(model.trainable_variables)
-  elif model.format is Format.TF2_SAVED_MODEL:
-    raw = model.raw
-    if hasattr(raw, "trainable_variables"):
-      trainable = list(raw.trainable_variables)
-    else:
-      trainable = [v for v in model.variables if v.trainable]
-  else:
-    trainable = []
+  trainable = model.layer_trainable_variables()
   ids = {id(v) for v in trainable}
   other = [v for v in _live(model.variables) if id(v) not in ids]
   return _live(trainable), other

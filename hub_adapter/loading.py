@@ -10,7 +10,6 @@ or variable is built.
 """
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any, Optional
 
@@ -151,30 +150,26 @@ def load(handle, trainable=False, options: Any = None, *,
   """
   # Imported here, not at the top, so that ``import hub_adapter`` stays free
   # of TensorFlow and protobuf work until the first load.
-  inspect_lib = importlib.import_module("hub_adapter.inspection")
-  integrity = importlib.import_module("hub_adapter.integrity")
-  resolve_lib = importlib.import_module("hub_adapter.handles")
+  # pylint: disable=g-import-not-at-top
+  from hub_adapter import op_libraries
+  from hub_adapter import preflight
+  # pylint: enable=g-import-not-at-top
   restore_lib = None
   if restore is not None:
-    restore_lib = importlib.import_module("hub_adapter.tf2.restore")
+    from hub_adapter.tf2 import restore as restore_lib  # pylint: disable=g-import-not-at-top
     restore_lib.check_method(restore)
   trainable, tags = _split_trainable(trainable, tags, handle)
   if isinstance(handle, os.PathLike):
     handle = os.fspath(handle)
   tags = signatures_lib.normalize_tags(tags)
-  path = resolve_lib.resolve(handle)
-  info = inspect_lib.inspect_folder(path, handle=handle)
-  integrity.check_folder(info, handle)
-  if safe:
-    untrusted = importlib.import_module("hub_adapter.untrusted")
-    untrusted.refuse_if_unsafe(info, handle)
+  path, info = preflight.open_model(handle, safe=safe)
   mode = runtime.current_mode()
   operation = Operation.FINE_TUNE if trainable else Operation.LOAD
   cell = support.require(info.format, operation, mode, handle=handle)
   request = plan(handle, path, info, mode, operation, signature=signature,
                  tags=tags, output_key=output_key, as_dict=as_dict,
                  options=options)
-  importlib.import_module("hub_adapter.op_libraries").ensure_op_libraries(
+  op_libraries.ensure_op_libraries(
       info, handle, mode=mode, operation=operation)
   if restore_lib is None:
     return support.backend(cell)(request)

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 from hub_adapter import errors
 from hub_adapter import support

@@ -138,6 +138,42 @@ class Model:
     """Update ops added by calls with ``training=True`` (graph mode only)."""
     return []
 
+  def layer_trainable_variables(self) -> List[Any]:
+    """The variables a Keras layer over this model counts as trainable.
+
+    Returns:
+      ``trainable_variables`` when loaded for training; otherwise those the
+      layer may train if it is made trainable later: none, unless the
+      backend can train a model loaded frozen.
+    """
+    return list(self.trainable_variables) if self.trainable else []
+
+  def keras_training_limit(self, trainable_from_start: bool) -> Optional[str]:
+    """The :data:`hub_adapter.support.LIMITS` row that refuses training this
+    model in a Keras layer, or None when the layer may train it.
+
+    The layer checks the model's fine-tune cell first; this narrows a cell
+    that allows it.
+
+    Args:
+      trainable_from_start: Whether the layer was made with
+        ``trainable=True`` (rather than set trainable later).
+
+    Returns:
+      A row name, or None.
+    """
+    del trainable_from_start  # A model trains as its cell says by default.
+    return None
+
+  def saveable_state(self) -> Any:
+    """The trackable that holds this model's state when a Keras model or a
+    ``tf.Module`` holding it is saved.
+
+    Returns:
+      :attr:`raw` by default.
+    """
+    return self._raw
+
   def __getattr__(self, name: str) -> Any:
     # "_self_*": the state of TensorFlow's trackable base classes (see
     # hub_adapter.tf2.trackable), which must never be the wrapped object's.

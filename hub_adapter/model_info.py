@@ -93,6 +93,11 @@ class ModelInfo:
     op_libraries: Add-on libraries whose ops the model uses, and ops no
       known library provides (``hub_adapter.op_libraries.OpLibraryNeed``
       values), or None when not looked up (``inspect()`` looks them up).
+    saved_model: The parsed ``SavedModel`` proto the info was read from
+      (shared: copy it before changing it), so later steps of a load do not
+      parse ``saved_model.pb`` again; None when built by hand.
+    bundle_index: The parsed ``variables.index``
+      (``proto_readers.BundleIndex``), or None when absent or not read.
   """
   path: str
   format: Format
@@ -110,6 +115,10 @@ class ModelInfo:
   attachments: Mapping[FrozenSet[str], Mapping[str, bytes]] = (
       dataclasses.field(default_factory=dict))
   op_libraries: Optional[Tuple[Any, ...]] = None
+  saved_model: Any = dataclasses.field(default=None, repr=False,
+                                       compare=False)
+  bundle_index: Any = dataclasses.field(default=None, repr=False,
+                                        compare=False)
 
   @property
   def variable_count(self) -> int:

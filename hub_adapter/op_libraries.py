@@ -113,7 +113,18 @@ def library_for_op(op_type: str) -> Optional[str]:
 
 
 def _tf_version_text() -> str:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  """The running TensorFlow's version, without importing it if it is not."""
+  import sys  # pylint: disable=g-import-not-at-top
+  tf = sys.modules.get("tensorflow")
+  if tf is not None and getattr(tf, "__version__", None):
+    return tf.__version__
+  for dist in ("tensorflow", "tensorflow-cpu", "tensorflow-gpu",
+               "tensorflow-macos", "tf-nightly"):
+    try:
+      return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+      continue
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top,redefined-outer-name
   return tf.__version__
 
 
@@ -204,7 +215,8 @@ def _registered(op_type: str) -> bool:
   return op_def_registry.get(op_type) is not None
 
 
-def needs(saved_model: Any) -> Tuple[OpLibraryNeed, ...]:
+def needs(saved_model: Any, *, registry: Optional[bool] = None
+          ) -> Tuple[OpLibraryNeed, ...]:
   """The libraries a model's ops come from, and ops nobody provides.
 
   A library is listed when the model uses any op of its table entry, whether
@@ -213,22 +225,37 @@ def needs(saved_model: Any) -> Tuple[OpLibraryNeed, ...]:
 
   Args:
     saved_model: The model's ``SavedModel`` proto.
+    registry: Whether to ask TensorFlow's op registry which ops are
+      registered. None (the default): only when TensorFlow is imported
+      already, so ``hub-adapter inspect`` never imports it. Without the
+      registry the answer comes from the static table alone: a library's
+      ops count as registered when the library is imported, and ops of no
+      known library are not listed (only the registry can tell them from
+      TensorFlow's own).
 
   Returns:
     One :class:`OpLibraryNeed` per library (sorted by name), then one for
     unknown ops if there are any.
   """
   import sys  # pylint: disable=g-import-not-at-top
+  if registry is None:
+    registry = "tensorflow" in sys.modules
+
+  def registered(op: str, library: Optional[str]) -> bool:
+    if registry:
+      return _registered(op)
+    return library is None or library in sys.modules
+
   by_library: Dict[Optional[str], List[str]] = {}
   for op in sorted(op_types(saved_model)):
     library = library_for_op(op)
-    if library is None and _registered(op):
+    if library is None and registered(op, library):
       continue
     by_library.setdefault(library, []).append(op)
   result = []
   for library in sorted(by_library, key=lambda k: (k is None, k or "")):
     ops = tuple(by_library[library])
-    missing = tuple(op for op in ops if not _registered(op))
+    missing = tuple(op for op in ops if not registered(op, library))
     if library is None:
       result.append(OpLibraryNeed(None, None, None, ops, missing, None,
                                   False, False))
@@ -386,8 +413,10 @@ def ensure_op_libraries(info: Any, handle: Optional[str] = None, *,
     BackendUnavailableError: see :func:`ensure_for_saved_model`.
     ModelFormatError: ``saved_model.pb`` cannot be read.
   """
-  from hub_adapter import inspection  # pylint: disable=g-import-not-at-top
-  saved_model = inspection.read_saved_model(info.path, handle)
+  saved_model = info.saved_model
+  if saved_model is None:
+    from hub_adapter import reader  # pylint: disable=g-import-not-at-top
+    saved_model = reader.read_saved_model(info.path, handle)
   return ensure_for_saved_model(
       saved_model, handle=handle, path=info.path, format=info.format,
       mode=mode, operation=operation)

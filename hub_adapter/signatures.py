@@ -24,6 +24,7 @@ Only :func:`prepare_inputs` imports TensorFlow, when it is called.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional
 
 from hub_adapter import errors
@@ -38,12 +39,41 @@ SERVING_DEFAULT = "serving_default"
 
 # -- small formatting helpers -------------------------------------------------
 
-def format_tags(tags: Optional[Iterable[str]]) -> str:
-  """Formats a tag set the way users write it: ``{'train'}`` or ``set()``."""
+def format_tags(tags: Optional[Iterable[str]], *, empty: str = "set()",
+                quoted: bool = True) -> str:
+  """Formats a tag set for messages; the one tag formatter of the package.
+
+  Args:
+    tags: A tag set, or None (no tags asked for).
+    empty: How the empty set is written: ``set()`` as users pass it, or
+      ``{}`` as the TF1 Hub API's messages write a graph variant.
+    quoted: Quote each tag (``{'serve'}``, as Python writes a set) or not
+      (``{serve}``, as reports about a model's files write it).
+
+  Returns:
+    ``{'serve', 'train'}`` (sorted), ``empty`` for the empty set, ``None``.
+  """
   if tags is None:
     return "None"
   items = sorted(tags)
-  return "{" + ", ".join(repr(t) for t in items) + "}" if items else "set()"
+  if not items:
+    return empty
+  return "{" + ", ".join(repr(t) if quoted else t for t in items) + "}"
+
+
+def node_name(tensor_or_input: str) -> str:
+  """Returns the node a tensor name or graph input names.
+
+  Args:
+    tensor_or_input: ``"a/b:1"``, a control input ``"^a/b"`` or ``"a/b"``.
+
+  Returns:
+    ``"a/b"``.
+  """
+  name = tensor_or_input[1:] if tensor_or_input.startswith("^") else (
+      tensor_or_input)
+  match = re.match(r"^(.*):\d+$", name)
+  return match.group(1) if match else name
 
 
 def format_tag_sets(tag_sets: Iterable[FrozenSet[str]]) -> str:

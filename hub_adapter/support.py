@@ -172,7 +172,7 @@ def _coerce(format, operation, mode) -> Key:
   try:
     return Format(format), Operation(operation), Mode(mode)
   except ValueError as e:
-    raise ValueError(
+    raise errors.ArgumentError(
         f"Unknown support-table key {(format, operation, mode)!r}: {e}. "
         f"Formats: {[f.value for f in Format]}, operations: "
         f"{[o.value for o in Operation]}, modes: {[m.value for m in Mode]}."
@@ -191,7 +191,7 @@ def lookup(format, operation, mode) -> Cell:
     The :class:`Supported` or :class:`Unsupported` cell.
 
   Raises:
-    ValueError: if a key is not one of the enum values.
+    ArgumentError: a key is not one of the enum values (a ``ValueError``).
   """
   return TABLE[_coerce(format, operation, mode)]
 
@@ -221,6 +221,103 @@ def require(format, operation, mode, *, handle: Optional[str] = None,
         format=key[0], operation=key[1], mode=key[2], reason=cell.reason,
         remedy=cell.remedy, handle=handle, detail=detail)
   return cell
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+  """A path that an API refuses within a cell, supported or not.
+
+  The table answers per (format, operation, mode); some APIs narrow that
+  further (a Keras layer cannot fine-tune through a signature, ``Module``
+  needs graph mode). Their refusals are rows here, read by those APIs.
+  ``{how}`` and ``{remedy}`` in ``remedy`` stand for the cell's own.
+
+  Attributes:
+    format: The model format.
+    operation: The operation refused.
+    reason: Why it cannot work.
+    remedy: What to do instead.
+  """
+  format: Format
+  operation: Operation
+  reason: str
+  remedy: str
+
+
+_LIMITS = {
+    "keras_signature_fine_tune": Limit(
+        Format.TF2_SAVED_MODEL, Operation.FINE_TUNE,
+        "A signature is a function traced for inference: it has no "
+        "training mode, runs no update ops (batch-norm statistics) and adds "
+        "no regularization losses, so fine-tuning through it goes wrong "
+        "quietly.",
+        "Leave signature=None to fine-tune through the model's __call__ "
+        "(reusable SavedModels have one), or keep trainable=False and train "
+        "the layers on top."),
+    "keras_tf1_object_fine_tune": Limit(
+        Format.TF1_HUB, Operation.FINE_TUNE,
+        "A TF1 Hub module passed as an object is the TF2 view of its "
+        "signatures: frozen functions without update ops or regularization "
+        "losses.",
+        "Pass the module's handle instead: hub_adapter.KerasLayer(handle, "
+        "trainable=True) fine-tunes it in TF1 compat mode."),
+    "keras_tf1_trainable_later": Limit(
+        Format.TF1_HUB, Operation.FINE_TUNE,
+        "A TF1 Hub module is loaded once, for inference or for training: "
+        "trainable=False imports the inference graph without the variables' "
+        "training state, update ops or regularization losses.",
+        "Make the layer with KerasLayer(handle, trainable=True) instead of "
+        "setting trainable later."),
+    "module_create_eager": Limit(
+        Format.TF1_HUB, Operation.CREATE,
+        "Module adds the module's variables and ops to a tf.Graph, to be run "
+        "(and exported) by a tf.compat.v1.Session; TF2 executes eagerly, "
+        "without either.",
+        "Build and export it in a graph, as with tensorflow_hub 0.15: `with "
+        "tf.compat.v1.Graph().as_default(): module = hub_adapter.Module(spec); "
+        "with tf.compat.v1.Session() as session: "
+        "session.run(tf.compat.v1.global_variables_initializer()); "
+        "module.export(path, session)`. Otherwise: {remedy}"),
+    "module_load_eager": Limit(
+        Format.TF1_HUB, Operation.LOAD,
+        "Module is the TF1 graph API: it adds the module's variables and ops "
+        "to a tf.Graph to be run by a tf.compat.v1.Session, and TF2 executes "
+        "eagerly, without either.",
+        "For inference in TF2 use {how}. For Module itself (trainable=True, "
+        "UPDATE_OPS, REGULARIZATION_LOSSES), call "
+        "tf.compat.v1.disable_v2_behavior() at program start, or build inside "
+        "`with tf.Graph().as_default():`."),
+}
+
+LIMITS: Mapping[str, Limit] = types.MappingProxyType(_LIMITS)
+"""Refusals of single APIs within a cell, by name."""
+
+
+def refuse(limit: str, mode, *, handle: Optional[str] = None,
+           detail: str = "", error: Optional[type] = None,
+           **kwargs: Any) -> None:
+  """Raises the error of a :data:`LIMITS` row.
+
+  Args:
+    limit: The row's name.
+    mode: The running mode.
+    handle: The handle, quoted in the error.
+    detail: Extra words for the error's first line.
+    error: The class to raise, a subclass of
+      ``UnsupportedOperationError`` (the default).
+    **kwargs: More arguments of ``error``.
+
+  Raises:
+    UnsupportedOperationError: always (or ``error``).
+  """
+  row = LIMITS[limit]
+  cell = lookup(row.format, row.operation, mode)
+  remedy = row.remedy.replace("{how}", getattr(cell, "how", "")).replace(
+      "{remedy}", getattr(cell, "remedy", ""))
+  raise (error or errors.UnsupportedOperationError)(
+      format=row.format, mode=Mode(mode), operation=row.operation,
+      reason=row.reason, remedy=remedy, handle=handle, detail=detail,
+      **kwargs)
 
 
 def backend(cell: Supported) -> Callable[..., Any]:

@@ -18,11 +18,12 @@ a non-empty report into :class:`~hub_adapter.errors.UnsafeModelError`
 from __future__ import annotations
 
 import collections
-import importlib
 import os
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from hub_adapter import errors
+from hub_adapter import reader
+from hub_adapter import signatures as signatures_lib
 from hub_adapter.model_info import FlaggedOp, ModelInfo
 
 _READS = "reads files from the host file system"
@@ -104,10 +105,6 @@ _FILE_ATTR_OPS = {"PrintV2": "output_stream", "DecodeProtoV2":
                   "descriptor_source", "EncodeProto": "descriptor_source"}
 
 
-def _node_name(tensor_name: str) -> str:
-  return tensor_name.lstrip("^").split(":")[0]
-
-
 def _called_functions(node, library: Set[str]) -> List[str]:
   """Functions a node calls: through func attrs or as its op type."""
   called = [node.op] if node.op in library else []
@@ -136,13 +133,13 @@ def _function_closure(roots: Iterable[str], calls: Dict[str, List[str]]
 def _graph_closure(roots: Iterable[str], nodes: Dict[str, object]
                    ) -> Set[str]:
   seen: Set[str] = set()
-  stack = [_node_name(r) for r in roots if r]
+  stack = [signatures_lib.node_name(r) for r in roots if r]
   while stack:
     name = stack.pop()
     if name in seen or name not in nodes:
       continue
     seen.add(name)
-    stack.extend(_node_name(i) for i in nodes[name].input)
+    stack.extend(signatures_lib.node_name(i) for i in nodes[name].input)
   return seen
 
 
@@ -151,10 +148,6 @@ def _string_attr(node, attr: str) -> str:
   if value is None or value.WhichOneof("value") != "s":
     return ""
   return value.s.decode("utf-8", "replace")
-
-
-def _tags_text(tags) -> str:
-  return "{" + ", ".join(sorted(tags)) + "}"
 
 
 def _object_paths(meta_graph) -> Dict[str, str]:
@@ -187,7 +180,8 @@ def _object_paths(meta_graph) -> Dict[str, str]:
 
 def _scan_meta_graph(meta_graph) -> List[FlaggedOp]:
   from hub_adapter import integrity  # pylint: disable=g-import-not-at-top
-  tags = _tags_text(meta_graph.meta_info_def.tags)
+  tags = signatures_lib.format_tags(meta_graph.meta_info_def.tags,
+                                   empty="{}", quoted=False)
   graph = meta_graph.graph_def
   library = {f.signature.name: f for f in graph.library.function}
   names = set(library)
@@ -217,7 +211,7 @@ def _scan_meta_graph(meta_graph) -> List[FlaggedOp]:
     for fn in _function_closure(direct, calls):
       reached_by[fn].add(key)
   object_paths = _object_paths(meta_graph)
-  asset_tensors = {_node_name(t) for _, t in
+  asset_tensors = {signatures_lib.node_name(t) for _, t in
                    integrity.asset_file_defs(meta_graph) if t}
 
   found: List[FlaggedOp] = []
@@ -263,7 +257,7 @@ def _scan_meta_graph(meta_graph) -> List[FlaggedOp]:
                                f"uses the file {target!r} ({attr})"))
 
   def graph_asset_input(tensor: str) -> bool:
-    return _node_name(tensor) in asset_tensors
+    return signatures_lib.node_name(tensor) in asset_tensors
 
   for node in graph.node:
     check(node, graph_where(node.name), node.name in saver_nodes,
@@ -276,12 +270,12 @@ def _scan_meta_graph(meta_graph) -> List[FlaggedOp]:
     def fn_asset_input(tensor: str, args=args, inner=inner) -> bool:
       # Inside a function a table's file is fine when it comes in as an
       # argument (a captured asset), not when it is a constant path.
-      source = _node_name(tensor)
+      source = signatures_lib.node_name(tensor)
       if source in args:
         return True
       node = inner.get(source)
       return node is not None and node.op == "Identity" and bool(
-          node.input) and _node_name(node.input[0]) in args
+          node.input) and signatures_lib.node_name(node.input[0]) in args
 
     for node in fn.node_def:
       check(node, function_where(name), name in saver_functions,
@@ -306,10 +300,13 @@ def scan(path_or_info: Union[str, os.PathLike, ModelInfo], *,
   Raises:
     ModelFormatError: saved_model.pb is missing or corrupt.
   """
-  inspect_lib = importlib.import_module("hub_adapter.inspection")
-  path = (path_or_info.path if isinstance(path_or_info, ModelInfo)
-          else os.fspath(path_or_info))
-  saved_model = inspect_lib.read_saved_model(path, handle)
+  if isinstance(path_or_info, ModelInfo) and (
+      path_or_info.saved_model is not None):
+    saved_model = path_or_info.saved_model
+  else:
+    path = (path_or_info.path if isinstance(path_or_info, ModelInfo)
+            else os.fspath(path_or_info))
+    saved_model = reader.read_saved_model(path, handle)
   seen = set()
   result = []
   for meta_graph in saved_model.meta_graphs:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from typing import Any, Dict, List
 
 import numpy as np
@@ -157,6 +158,17 @@ class ModelSet:
 
   def path(self, name: str) -> str:
     return self._file(name, "path")
+
+  def writable_copy(self, name: str, folder: str) -> str:
+    """A copy of model ``name`` in ``folder``, every file writable, for
+    tests that damage it."""
+    dst = os.path.join(folder, name)
+    shutil.copytree(self.path(name), dst)
+    for root, dirs, files in os.walk(dst):
+      for n in dirs + files:
+        os.chmod(os.path.join(root, n), 0o755)
+    os.chmod(dst, 0o755)
+    return dst
 
   def archive(self, name: str) -> str:
     return self._file(name, "archive")

@@ -127,8 +127,7 @@ def test_archives_with_and_without_dot_prefix(shared_fixtures, tmp_path,
               prefix=prefix)
   folder = resolve_lib.resolve(path)
   assert sorted(os.listdir(folder)) == sorted(
-      [".hub_adapter_complete", "assets", "saved_model.pb", "tfhub_module.pb",
-       "variables"])
+      ["assets", "saved_model.pb", "tfhub_module.pb", "variables"])
   with open(os.path.join(folder, "assets", "tokens.txt"), "rb") as f:
     with open(os.path.join(shared_fixtures.path("tf1_text_embedding"),
                            "assets", "tokens.txt"), "rb") as g:

@@ -52,14 +52,16 @@ def test_entry_counts_only_with_a_matching_marker(tmp_path):
   assert cache.read_marker(entry)["files"] == {"saved_model.pb": 3,
                                                "variables/v": 5}
   assert cache.is_complete(entry)
-  assert sorted(os.listdir(tmp_path)) == ["k"]  # No lock or temp left.
+  # tensorflow_hub's layout; no lock or temp left, nothing of ours inside.
+  assert sorted(os.listdir(tmp_path)) == ["k", "k.descriptor.txt"]
+  assert sorted(os.listdir(entry)) == ["saved_model.pb", "variables"]
   os.remove(os.path.join(entry, "variables", "v"))
   assert not cache.is_complete(entry)
   with open(os.path.join(entry, "variables", "v"), "wb") as f:
     f.write(b"123")
   assert not cache.is_complete(entry)
-  with open(os.path.join(entry, cache.MARKER), "w") as f:
-    f.write("{garbled")
+  with open(cache.descriptor_path(entry), "w") as f:
+    f.write(cache.MARKER_PREFIX + "{garbled")
   assert not cache.is_complete(entry)
   # A broken entry is replaced by a fresh one.
   calls = []
@@ -67,8 +69,7 @@ def test_entry_counts_only_with_a_matching_marker(tmp_path):
   cache.get_or_create(str(tmp_path), "k", lambda t: (calls.append(t),
                                                      populate(t)))
   assert len(calls) == 1 and cache.is_complete(entry)
-  assert os.listdir(entry) == [cache.MARKER, "saved_model.pb"] or sorted(
-      os.listdir(entry)) == sorted([cache.MARKER, "saved_model.pb"])
+  assert os.listdir(entry) == ["saved_model.pb"]
 
 
 def test_failed_populate_leaves_nothing(tmp_path):
@@ -91,7 +92,8 @@ def test_stale_temp_folders_are_removed(tmp_path):
   other = tmp_path / ("other.abc" + cache.TMP_SUFFIX)
   other.mkdir()
   cache.get_or_create(str(tmp_path), "k", _fill({"saved_model.pb": b"x"}))
-  assert sorted(os.listdir(tmp_path)) == sorted(["k", other.name])
+  assert sorted(os.listdir(tmp_path)) == sorted(["k", "k.descriptor.txt",
+                                                 other.name])
 
 
 def test_lock_wait_is_bounded(cache_dir, archive, monkeypatch):
@@ -154,7 +156,9 @@ def test_eight_processes_one_download(cache_dir, archive):
   assert {r[0] for r in results} == {"ok"}, results
   assert len({r[1] for r in results}) == 1
   assert cache.is_complete(results[0][1])
-  assert os.listdir(cache_dir) == [os.path.basename(results[0][1])]
+  assert sorted(os.listdir(cache_dir)) == [
+      os.path.basename(results[0][1]),
+      os.path.basename(cache.descriptor_path(results[0][1]))]
 
 
 def test_killed_download_recovers(cache_dir, archive):
@@ -179,7 +183,9 @@ def test_killed_download_recovers(cache_dir, archive):
     folder = resolve_lib.resolve(url)
     assert server.count("/m.tar.gz") == 2
   assert cache.is_complete(folder)
-  assert os.listdir(cache_dir) == [os.path.basename(folder)]
+  assert sorted(os.listdir(cache_dir)) == [
+      os.path.basename(folder),
+      os.path.basename(cache.descriptor_path(folder))]
 
 
 # -- unwritable and full cache folders --------------------------------------

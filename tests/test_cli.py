@@ -39,6 +39,30 @@ def test_inspect_json_matches_the_manifest(shared_fixtures):
     assert signature in text
 
 
+_INSPECT_WITHOUT_TF = r"""
+import runpy, sys
+path = sys.argv[1]
+sys.argv = ["hub-adapter", "inspect", path]
+try:
+  runpy.run_module("hub_adapter.cli", run_name="__main__")
+except SystemExit as e:
+  assert not e.code, e.code
+from hub_adapter import inspection
+inspection.inspect(path)
+print("TF-IMPORTED" if "tensorflow" in sys.modules else "TF-FREE")
+"""
+
+
+@pytest.mark.parametrize("name", ["tf2_bert_preprocess",
+                                  "tf1_image_feature_vector"])
+def test_inspect_does_not_import_tensorflow(shared_fixtures, name):
+  path = shared_fixtures.path(name)
+  proc = subprocess.run([sys.executable, "-c", _INSPECT_WITHOUT_TF, path], capture_output=True, text=True, timeout=300,
+                        check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip().splitlines()[-1] == "TF-FREE"
+
+
 def test_errors_exit_2_with_a_typed_message(tmp_path):
   proc = subprocess.run([CLI, "inspect", str(tmp_path / "missing")],
                         capture_output=True, text=True)

@@ -54,9 +54,9 @@ def test_local_archives_extract_into_the_cache(shared_fixtures, cache_dir,
   marker = cache.read_marker(folder)
   assert marker["archive"] == archive
   # Resolving again reuses the entry without extracting anything.
-  stamp = os.stat(os.path.join(folder, cache.MARKER)).st_mtime_ns
+  stamp = os.stat(cache.descriptor_path(folder)).st_mtime_ns
   assert resolve_lib.resolve(archive) == folder
-  assert os.stat(os.path.join(folder, cache.MARKER)).st_mtime_ns == stamp
+  assert os.stat(cache.descriptor_path(folder)).st_mtime_ns == stamp
 
 
 def test_bad_handles(tmp_path):
@@ -147,7 +147,8 @@ def test_parse_handle_kinds(shared_fixtures):
   assert parse("gs://bucket/model").kind == "gcs_folder"
   assert parse(shared_fixtures.archive("half_plus_two_v1")).kind == "archive"
   assert parse(shared_fixtures.path("half_plus_two_v1")).kind == "folder"
-  assert resolve_lib.resolve("gs://bucket/model") == "gs://bucket/model"
+  assert parse("ram://models/m.tgz").kind == "gcs_archive"
+  assert parse("ram://models/m").kind == "gcs_folder"
 
 
 @pytest.mark.parametrize("handle,url", [
@@ -199,7 +200,8 @@ def test_cache_is_shared_with_tensorflow_hub(shared_fixtures, cache_dir):
     # tensorflow_hub's entry (no marker) is checked and adopted by us.
     theirs = _hub_resolve(server.url("/b.tar.gz"))
     assert server.count("/b.tar.gz") == 1
-    assert not os.path.exists(os.path.join(theirs, cache.MARKER))
+    assert cache.read_marker(theirs) is None
+    assert os.path.isfile(cache.descriptor_path(theirs))
     assert resolve_lib.resolve(server.url("/b.tar.gz")) == theirs
     assert server.count("/b.tar.gz") == 1
     assert cache.is_complete(theirs)
@@ -220,7 +222,7 @@ def test_half_deleted_entries_are_fetched_again(shared_fixtures, cache_dir):
     resolve_lib.resolve(url)
     assert server.count("/m.tar.gz") == 3
     # Without its marker and with a file gone: not adoptable, fetched again.
-    os.remove(os.path.join(folder, cache.MARKER))
+    os.remove(cache.descriptor_path(folder))
     shutil.rmtree(os.path.join(folder, "variables"))
     resolve_lib.resolve(url)
     assert server.count("/m.tar.gz") == 4
@@ -229,7 +231,9 @@ def test_half_deleted_entries_are_fetched_again(shared_fixtures, cache_dir):
     os.mkdir(folder)
     resolve_lib.resolve(url)
     assert server.count("/m.tar.gz") == 5
-    assert sorted(os.listdir(cache_dir)) == [os.path.basename(folder)]
+    assert sorted(os.listdir(cache_dir)) == [
+        os.path.basename(folder),
+        os.path.basename(cache.descriptor_path(folder))]
 
 
 def test_fetch_prints_progress(shared_fixtures, cache_dir, capsys):

@@ -77,7 +77,8 @@ def test_transient_faults_recover_on_retry(server, cache_dir, archive, fault,
   folder = resolve_lib.resolve(url)
   assert os.path.isfile(os.path.join(folder, "saved_model.pb"))
   assert server.count("/m.tar.gz") == RETRIES + 1
-  assert sorted(os.listdir(cache_dir)) == [os.path.basename(folder)]
+  assert sorted(os.listdir(cache_dir)) == [
+      os.path.basename(folder), os.path.basename(folder) + ".descriptor.txt"]
 
 
 def test_connection_reset_mid_body(server, cache_dir, archive):

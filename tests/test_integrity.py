@@ -18,13 +18,7 @@ INDEX = os.path.join("variables", "variables.index")
 
 
 def _copy(shared_fixtures, name, tmp_path):
-  dst = str(tmp_path / name)
-  shutil.copytree(shared_fixtures.path(name), dst)
-  for root, dirs, files in os.walk(dst):
-    for n in dirs + files:
-      os.chmod(os.path.join(root, n), 0o755)
-  os.chmod(dst, 0o755)
-  return dst
+  return shared_fixtures.writable_copy(name, str(tmp_path))
 
 
 def _check(path, handle="the-handle"):

@@ -118,6 +118,34 @@ class CallableModel(trackable.TrackableModel):
   def format(self) -> Format:
     return self._hub_format
 
+  def keras_training_limit(self, trainable_from_start: bool) -> Optional[str]:
+    """A TF1 Hub module passed as an object never trains in a layer; a TF2
+    object does, except through a signature (see
+    :meth:`hub_adapter.Model.keras_training_limit`)."""
+    del trainable_from_start
+    if self._hub_format is Format.TF1_HUB:
+      return "keras_tf1_object_fine_tune"
+    return ("keras_signature_fine_tune" if self.signature is not None
+            else None)
+
+  def saveable_state(self) -> Any:
+    """The object itself; a TF1 Hub module's through
+    :func:`hub_adapter.tf2.trackable.tf1_module_holder`."""
+    if self._hub_format is Format.TF1_HUB:
+      return trackable.tf1_module_holder(self)
+    return self._raw
+
+  def layer_trainable_variables(self) -> List[Any]:
+    """As the backend of its format would answer (a TF2 object offers the
+    variables it marks trainable also when the layer starts frozen).
+
+    Returns:
+      A list of variables.
+    """
+    if self._hub_format is Format.TF2_SAVED_MODEL:
+      return common.saved_model_layer_trainable_variables(self)
+    return super().layer_trainable_variables()
+
   @property
   def signatures(self) -> Mapping[str, Any]:
     return getattr(self._raw, "signatures", {})

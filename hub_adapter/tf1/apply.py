@@ -18,14 +18,10 @@ import collections
 from typing import Any, Dict, Mapping, Optional
 
 from hub_adapter import errors
+from hub_adapter import runtime
 from hub_adapter.tf1 import graph_surgery
 from hub_adapter.tf1 import state as state_lib
 from hub_adapter.tf1.spec import NativeModuleSpec, TensorInfo, format_tags
-
-
-def _tf():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf
 
 
 def apply_collections(trainable: bool):
@@ -46,7 +42,7 @@ def _shape_text(shape) -> str:
 
 
 def _describe_value(value) -> str:
-  tf = _tf()
+  tf = runtime.tf()
   for kind in (tf.SparseTensor, tf.RaggedTensor, tf.Tensor):
     if isinstance(value, kind):
       return (f"{kind.__name__} {value.dtype.name} shape "
@@ -112,7 +108,7 @@ def convert_input(value, info: TensorInfo, name: str, signature: str):
     InputTypeError: the value cannot be converted to the expected dtype, or
       its type or shape is incompatible.
   """
-  tf = _tf()
+  tf = runtime.tf()
   if isinstance(value, (tf.SparseTensor, tf.RaggedTensor)):
     tensor = value
   else:
@@ -197,14 +193,14 @@ def _tensor_names(tensor_info_proto):
 
 
 def _flatten(value):
-  tf = _tf()
+  tf = runtime.tf()
   if isinstance(value, tf.SparseTensor):
     return [value.indices, value.values, value.dense_shape]
   return tf.nest.flatten(value, expand_composites=True)
 
 
 def _pack(info: TensorInfo, tensors):
-  tf = _tf()
+  tf = runtime.tf()
   if info.is_sparse:
     return tf.SparseTensor(*tensors)
   if not info.is_composite:
@@ -220,7 +216,7 @@ def _fix_colocation(graph, scope: str, input_map: Mapping[str, Any]) -> None:
   of the module would otherwise be colocated with the call's inert
   placeholder; they follow the tensor that replaced it instead.
   """
-  tf = _tf()
+  tf = runtime.tf()
   rewrite = collections.defaultdict(set)
   for key, tensor in input_map.items():
     if key.startswith("^"):
@@ -277,7 +273,7 @@ def import_signature(spec: NativeModuleSpec, tags, state: state_lib.ModuleState,
   Returns:
     Output name -> tensor (or composite tensor).
   """
-  tf = _tf()
+  tf = runtime.tf()
   from tensorflow.python.framework import meta_graph as meta_graph_lib  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
   graph = tf.compat.v1.get_default_graph()
   scope = graph.unique_name(name, mark_as_used=False)

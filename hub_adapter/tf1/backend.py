@@ -21,16 +21,12 @@ import types
 from typing import Any, Dict, List, Mapping, Optional
 
 from hub_adapter import errors
+from hub_adapter import runtime
 from hub_adapter import signatures as signatures_lib
 from hub_adapter.model import LoadRequest, Model
 from hub_adapter.tf1 import spec as spec_lib
 from hub_adapter.tf1 import state as state_lib
 from hub_adapter.tf1.module import Module
-
-
-def _tf():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf
 
 
 class TF1HubModel(Model):
@@ -58,6 +54,12 @@ class TF1HubModel(Model):
   @property
   def module(self) -> Module:
     return self._raw
+
+  def keras_training_limit(self, trainable_from_start: bool) -> Optional[str]:
+    """The module's graph was built frozen or for training when it was
+    loaded: a layer set trainable later cannot switch it (see
+    :meth:`hub_adapter.Model.keras_training_limit`)."""
+    return None if trainable_from_start else "keras_tf1_trainable_later"
 
   def _tags_for(self, training: Optional[bool]):
     train = self._request.train_tags
@@ -97,7 +99,7 @@ class TF1HubModel(Model):
             fix="Pass each input once.", context={"handle": self.handle}))
       merged.update(kwargs)
       inputs = merged
-    tf = _tf()
+    tf = runtime.tf()
     graph = tf.compat.v1.get_default_graph()
     before = len(graph.get_collection(state_lib.UPDATE_OPS))
     outputs = self._raw.apply_signature(

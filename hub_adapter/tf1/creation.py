@@ -49,36 +49,16 @@ SavedModel instead), ``ModelFormatError`` in TF1 compat mode.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import threading
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from hub_adapter import errors
 from hub_adapter import runtime
 from hub_adapter import support
 from hub_adapter.support import Format, Mode, Operation
-
-# The string an asset constant holds on disk; the loader replaces it with the
-# file's path inside the module's assets/ folder.
-ASSET_PLACEHOLDER = b"SAVEDMODEL-ASSET"
-# tf.compat.v1.saved_model.ASSETS_KEY, spelled out to avoid importing TF here.
-ASSETS_KEY = "saved_model_assets"
-ATTACHMENT_COLLECTION = "hub_module_attachments"
-
-# Collections (besides the attachment collection) that a TF1 Hub module may
-# carry; tensorflow_hub 0.15 refuses to build a module with any other.
-SUPPORTED_COLLECTIONS = frozenset([
-    "variables",  # GLOBAL_VARIABLES
-    "trainable_variables",
-    "model_variables",
-    "table_initializer",
-    "update_ops",
-    "regularization_losses",
-    "asset_filepaths",
-    "cond_context",
-    "while_context",
-])
+from hub_adapter.tf1 import assets
+from hub_adapter.tf1 import hub_protos
 
 _ATTACHMENT_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
@@ -341,7 +321,7 @@ def create_module_spec(module_fn, tags_and_args=None, drop_collections=None):
     where = f"the graph for tags {sorted(tags)}" if name_tags else "the graph"
     _check_graph(definition, where)
     saved_model.meta_graphs.add().CopyFrom(_meta_graph(definition))
-  asset_sources = assets_to_disk_form(saved_model)
+  asset_sources = assets.assets_to_disk_form(saved_model)
   from hub_adapter.tf1 import spec as spec_lib  # pylint: disable=g-import-not-at-top
   return spec_lib.NativeModuleSpec(saved_model, module_dir=None,
                                    checkpoint_prefix=None,
@@ -421,13 +401,14 @@ def _check_graph(definition: _GraphDefinition, where: str) -> None:
         "once inside module_fn."))
   unsupported = sorted(
       key for key in graph.get_all_collection_keys()
-      if key not in SUPPORTED_COLLECTIONS and graph.get_collection(key))
+      if key not in hub_protos.SUPPORTED_COLLECTIONS
+      and graph.get_collection(key))
   if unsupported:
     raise errors.ModelFormatError(errors.compose(
         f"module_fn filled collections in {where} that a TF1 Hub module "
         f"cannot carry: {errors.choices(unsupported)}.",
         "A module may only carry these collections: "
-        f"{errors.choices(SUPPORTED_COLLECTIONS)}.",
+        f"{errors.choices(hub_protos.SUPPORTED_COLLECTIONS)}.",
         "Pass create_module_spec(..., drop_collections="
         f"{unsupported!r}) to leave them out (or stop adding to them).",
         {"collections": unsupported}))
@@ -437,7 +418,7 @@ def _check_graph(definition: _GraphDefinition, where: str) -> None:
 
 def _check_asset_constants(graph, where: str) -> None:
   tf = runtime.tf()
-  for tensor in graph.get_collection("asset_filepaths"):
+  for tensor in graph.get_collection(hub_protos.ASSET_FILEPATHS):
     op = getattr(tensor, "op", None)
     ok = (op is not None and op.type == "Const" and tensor.dtype == tf.string
           and tensor.shape.rank == 0 and tensor.value_index == 0)
@@ -485,7 +466,6 @@ def _check_state_colocation(graph, where: str) -> None:
 def _meta_graph(definition: _GraphDefinition):
   """Exports the graph with its tags, signatures and attachments."""
   tf = runtime.tf()
-  from hub_adapter.tf1 import hub_protos  # pylint: disable=g-import-not-at-top
   # Leaving out attributes that equal their defaults lets older TensorFlow
   # versions import graphs written by newer ones.
   # In the graph's own context: exporting a meta graph is refused while
@@ -497,72 +477,10 @@ def _meta_graph(definition: _GraphDefinition):
   for name, signature in definition.signatures.items():
     meta_graph.signature_def[name].CopyFrom(signature)
   if definition.attachments:
-    meta_graph.collection_def[ATTACHMENT_COLLECTION].bytes_list.value.extend(
+    meta_graph.collection_def[
+        hub_protos.ATTACHMENT_COLLECTION].bytes_list.value.extend(
         hub_protos.encode_attachments(definition.attachments))
   return meta_graph
-
-
-def assets_to_disk_form(saved_model, sources: Optional[Mapping[str, str]] = None
-                        ) -> Dict[str, str]:
-  """Rewrites asset constants to the on-disk form, in place.
-
-  Each string constant listed in a meta graph's ``asset_filepaths``
-  collection but not yet in its ``saved_model_assets`` collection holds the
-  path of its file; it gets a file name inside ``assets/``, is listed in
-  ``saved_model_assets`` under that name, and its value becomes the
-  placeholder the loader replaces. The same source file gets the same name
-  in every meta graph; different files with one base name get distinct names.
-
-  Args:
-    saved_model: A ``SavedModel`` proto, modified in place.
-    sources: Asset names already in use -> their source files.
-
-  Returns:
-    Every asset name -> source file, ``sources`` included.
-  """
-  tf = runtime.tf()
-  from tensorflow.core.protobuf import meta_graph_pb2  # pylint: disable=g-import-not-at-top
-  names_by_source: Dict[str, str] = {
-      source: name for name, source in (sources or {}).items()}
-  for meta_graph in saved_model.meta_graphs:
-    collection = meta_graph.collection_def.get("asset_filepaths")
-    if collection is None:
-      continue
-    listed = set()
-    for any_proto in meta_graph.collection_def[ASSETS_KEY].any_list.value:
-      asset = meta_graph_pb2.AssetFileDef()
-      any_proto.Unpack(asset)
-      listed.add(asset.tensor_info.name)
-    nodes = {n.name: n for n in meta_graph.graph_def.node}
-    for tensor in sorted(set(collection.node_list.value) - listed):
-      node = nodes[tensor.rsplit(":", 1)[0]]
-      value = node.attr["value"].tensor.string_val
-      source = _absolute(tf.compat.as_str_any(value[0]))
-      if source not in names_by_source:
-        names_by_source[source] = _unique_name(
-            os.path.basename(source), names_by_source.values())
-      value[0] = ASSET_PLACEHOLDER
-      asset = meta_graph_pb2.AssetFileDef(filename=names_by_source[source])
-      asset.tensor_info.name = tensor
-      meta_graph.collection_def[ASSETS_KEY].any_list.value.add().Pack(asset)
-    if not meta_graph.collection_def[ASSETS_KEY].any_list.value:
-      del meta_graph.collection_def[ASSETS_KEY]
-  return {name: source for source, name in names_by_source.items()}
-
-
-def _absolute(path: str) -> str:
-  return path if "://" in path else os.path.abspath(path)
-
-
-def _unique_name(basename: str, taken: Iterable[str]) -> str:
-  taken = set(taken)
-  if basename not in taken:
-    return basename
-  stem, ext = os.path.splitext(basename)
-  index = 1
-  while f"{stem}_{index}{ext}" in taken:
-    index += 1
-  return f"{stem}_{index}{ext}"
 
 
 __all__ = ["create_module_spec", "add_signature", "attach_message"]

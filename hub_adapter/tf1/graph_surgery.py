@@ -23,18 +23,12 @@ import re
 from typing import Dict, Iterable, List, Mapping, Set
 
 from hub_adapter import errors
+from hub_adapter.signatures import node_name
+from hub_adapter.tf1 import hub_protos
 
 # v1 control-flow contexts name graph nodes; pruning could remove some of
 # them, so graphs that have them are imported whole.
-CONTROL_FLOW_COLLECTIONS = ("cond_context", "while_context")
-
-
-def node_name(tensor_or_input: str) -> str:
-  """``"^a/b"``, ``"a/b:1"`` or ``"a/b"`` -> ``"a/b"``."""
-  name = tensor_or_input[1:] if tensor_or_input.startswith("^") else (
-      tensor_or_input)
-  match = re.match(r"^(.*):\d+$", name)
-  return match.group(1) if match else name
+CONTROL_FLOW_COLLECTIONS = (hub_protos.COND_CONTEXT, hub_protos.WHILE_CONTEXT)
 
 
 def copy_meta_graph(meta_graph):

@@ -27,11 +27,44 @@ from google.protobuf import message_factory
 
 from hub_adapter import errors
 
+# The names of the TF1 Hub format, in one place. TensorFlow's own names are
+# spelled out so that this module need not import TensorFlow.
 MODULE_DEF_FILENAME = "tfhub_module.pb"
+SAVED_MODEL_FILENAME = "saved_model.pb"
+VARIABLES_DIR = "variables"
+VARIABLES_PREFIX = "variables"
+ASSETS_DIR = "assets"
 FORMAT_V3 = 3
 SUPPORTED_FEATURES: frozenset = frozenset()
 ATTACHMENT_COLLECTION = "hub_module_attachments"
 IMAGE_MODULE_INFO_KEY = "image_module_info"
+DEFAULT_SIGNATURE = "default"
+# tf.compat.v1.saved_model.ASSETS_KEY: on disk, maps asset constants to files.
+ASSETS_KEY = "saved_model_assets"
+# The string an asset constant holds on disk; the loader replaces it with the
+# file's path inside the module's assets/ folder.
+ASSET_PLACEHOLDER = b"SAVEDMODEL-ASSET"
+# tf.compat.v1.GraphKeys names.
+GLOBAL_VARIABLES = "variables"
+TRAINABLE_VARIABLES = "trainable_variables"
+MODEL_VARIABLES = "model_variables"
+TABLE_INITIALIZERS = "table_initializer"
+UPDATE_OPS = "update_ops"
+REGULARIZATION_LOSSES = "regularization_losses"
+ASSET_FILEPATHS = "asset_filepaths"
+COND_CONTEXT = "cond_context"
+WHILE_CONTEXT = "while_context"
+# The collections a module's graph may carry, as tensorflow_hub 0.15 checks
+# them (native_module._SUPPORTED_COLLECTIONS): the attachment collection is
+# one of them. Its loader removes ASSETS_KEY before that check, so a check of
+# a meta graph as stored on disk must allow ASSETS_KEY as well
+# (STORED_COLLECTIONS).
+SUPPORTED_COLLECTIONS = frozenset({
+    GLOBAL_VARIABLES, TRAINABLE_VARIABLES, MODEL_VARIABLES,
+    TABLE_INITIALIZERS, UPDATE_OPS, REGULARIZATION_LOSSES, ASSET_FILEPATHS,
+    COND_CONTEXT, WHILE_CONTEXT, ATTACHMENT_COLLECTION,
+})
+STORED_COLLECTIONS = SUPPORTED_COLLECTIONS | {ASSETS_KEY}
 
 _F = descriptor_pb2.FieldDescriptorProto
 
@@ -95,12 +128,18 @@ def module_def_path(module_dir: str) -> str:
   return os.path.join(module_dir, MODULE_DEF_FILENAME)
 
 
-def parse_module_def(data: bytes, *, source: str = "tfhub_module.pb"):
+def parse_module_def(data: bytes, *, source: str = MODULE_DEF_FILENAME,
+                     **context):
   """Parses and validates serialized ``ModuleDef`` bytes.
+
+  The one ``ModuleDef`` validator: the folder reader
+  (``hub_adapter.inspection``) and the TF1 backend both use it.
 
   Args:
     data: The file's bytes.
     source: The file or handle, quoted in errors.
+    **context: Extra attributes of the raised error (``handle``, ``path``,
+      ``file``).
 
   Returns:
     The ``ModuleDef`` message.
@@ -114,45 +153,51 @@ def parse_module_def(data: bytes, *, source: str = "tfhub_module.pb"):
     module_def.ParseFromString(data)
   except Exception as e:  # DecodeError differs between protobuf runtimes.
     raise errors.ModelFormatError(errors.compose(
-        f"Cannot parse {source} as a TF1 Hub ModuleDef.",
-        f"The protobuf decoder failed: {e}.",
-        "Re-download or re-export the module; the file is corrupt or is not "
-        "a TF1 Hub module definition.", {"file": source})) from e
-  check_module_def(module_def, source=source)
+        f"Cannot parse {source}: it is corrupt, not a TF1 Hub ModuleDef.",
+        f"The protobuf decoder failed: {e} ({len(data)} bytes).",
+        "Re-download or re-export the module (delete its cache entry "
+        "first); the file is corrupt or is not a TF1 Hub module definition.",
+        {"file": source}), **context) from e
+  check_module_def(module_def, source=source, **context)
   return module_def
 
 
-def check_module_def(module_def, *, source: str = "tfhub_module.pb") -> None:
+def check_module_def(module_def, *, source: str = MODULE_DEF_FILENAME,
+                     **context) -> None:
   """Raises ModelFormatError unless ``module_def`` is a readable version.
 
   Args:
     module_def: A ``ModuleDef`` message.
     source: The file or handle, quoted in errors.
+    **context: Extra attributes of the raised error (``handle``, ``path``,
+      ``file``).
 
   Raises:
     ModelFormatError: unknown format version or required features.
   """
   if module_def.format != FORMAT_V3:
     raise errors.ModelFormatError(errors.compose(
-        f"Unsupported TF1 Hub module format {module_def.format} in {source}.",
-        f"Only ModuleDef format {FORMAT_V3} (FORMAT_V3) exists; "
-        f"got {module_def.format}.",
-        "Use a module exported by tensorflow_hub (format 3), or a TF2 "
-        "SavedModel version of the model.",
+        f"Unsupported TF1 Hub module format {module_def.format} in {source}: "
+        f"format version {module_def.format} is not supported.",
+        f"Only ModuleDef format {FORMAT_V3} (FORMAT_V3) exists, and it is "
+        f"what tensorflow_hub reads; got {module_def.format}: the file is "
+        "damaged or from an unknown future writer.",
+        "Fetch the module again, use a module exported by tensorflow_hub "
+        "(format 3), or a TF2 SavedModel version of the model.",
         {"file": source, "expected_format": FORMAT_V3,
          "received_format": module_def.format}),
-        expected=FORMAT_V3, received=module_def.format)
+        expected=FORMAT_V3, received=module_def.format, **context)
   unknown = sorted(set(module_def.required_features) - SUPPORTED_FEATURES)
   if unknown:
     raise errors.ModelFormatError(errors.compose(
-        f"The TF1 Hub module {source} requires features this reader does "
-        f"not know: {errors.choices(unknown)}.",
+        f"The TF1 Hub module {source} requires unknown features "
+        f"{errors.choices(unknown)}, which this reader does not know.",
         "A module that lists required_features can only be used by a reader "
         "that implements all of them; known features: "
         f"{errors.choices(SUPPORTED_FEATURES)}.",
         "Use a TF2 SavedModel version of the model, or a newer module "
         "reader.", {"file": source}),
-        expected=sorted(SUPPORTED_FEATURES), received=unknown)
+        expected=sorted(SUPPORTED_FEATURES), received=unknown, **context)
 
 
 def read_module_def(module_dir: str):

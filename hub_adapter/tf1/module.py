@@ -39,6 +39,7 @@ from __future__ import annotations
 from typing import Any, Dict, FrozenSet, List, Optional
 
 from hub_adapter import errors
+from hub_adapter import runtime
 from hub_adapter import support
 from hub_adapter.tf1 import apply as apply_lib
 from hub_adapter.tf1 import state as state_lib
@@ -47,21 +48,15 @@ from hub_adapter.tf1.spec import (DEFAULT_SIGNATURE, ModuleSpec,
                                   format_tags, tags_key)
 
 
-def _tf():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf
-
-
 def require_graph_mode(handle: Optional[str], trainable: bool,
                        created: bool = False) -> None:
   """Raises UnsupportedOperationError when executing eagerly.
 
-  A spec made by ``create_module_spec`` (``created``) is being created: the
-  create cell's error is raised, naming the graph block in which
-  tensorflow_hub 0.15 code builds and exports it. Fine-tuning a TF1 Hub module in TF2 is an
-  unsupported cell of the support table, whose error is raised as is.
-  Loading is supported in TF2 through ``hub_adapter.load``, so the error for
-  an inference Module names that path.
+  The refusals are the support table's: a spec made by
+  ``create_module_spec`` (``created``) is being created (limit
+  ``module_create_eager``); fine-tuning a TF1 Hub module in TF2 is an
+  unsupported cell; an inference Module is limit ``module_load_eager``,
+  which names ``hub_adapter.load``.
 
   Args:
     handle: The handle, if the Module was given one.
@@ -71,37 +66,19 @@ def require_graph_mode(handle: Optional[str], trainable: bool,
   Raises:
     UnsupportedOperationError: executing eagerly.
   """
-  tf = _tf()
+  tf = runtime.tf()
   if not tf.executing_eagerly():
     return
   fmt, mode = support.Format.TF1_HUB, support.Mode.TF2
   if created:
-    cell = support.lookup(fmt, support.Operation.CREATE, mode)
-    raise errors.UnsupportedOperationError(
-        format=fmt, mode=mode, operation=support.Operation.CREATE,
-        detail="hub_adapter.Module(spec) was called outside any graph.",
-        reason="Module adds the module's variables and ops to a tf.Graph, "
-        "to be run (and exported) by a tf.compat.v1.Session; TF2 executes "
-        "eagerly, without either.",
-        remedy="Build and export it in a graph, as with tensorflow_hub "
-        "0.15: `with tf.compat.v1.Graph().as_default(): module = "
-        "hub_adapter.Module(spec); with tf.compat.v1.Session() as session: "
-        "session.run(tf.compat.v1.global_variables_initializer()); "
-        f"module.export(path, session)`. Otherwise: {cell.remedy}")
+    support.refuse("module_create_eager", mode,
+                   detail="hub_adapter.Module(spec) was called outside any "
+                   "graph.")
   if trainable:
     support.require(fmt, support.Operation.FINE_TUNE, mode, handle=handle,
                     detail="hub_adapter.Module needs graph mode.")
-  cell = support.lookup(fmt, support.Operation.LOAD, mode)
-  raise errors.UnsupportedOperationError(
-      format=fmt, mode=mode, operation=support.Operation.LOAD, handle=handle,
-      detail="hub_adapter.Module needs graph mode.",
-      reason="Module is the TF1 graph API: it adds the module's variables "
-      "and ops to a tf.Graph to be run by a tf.compat.v1.Session, and TF2 "
-      "executes eagerly, without either.",
-      remedy=f"For inference in TF2 use {cell.how}. For Module itself "
-      "(trainable=True, UPDATE_OPS, REGULARIZATION_LOSSES), call "
-      "tf.compat.v1.disable_v2_behavior() at program start, or build inside "
-      "`with tf.Graph().as_default():`.")
+  support.refuse("module_load_eager", mode, handle=handle,
+                 detail="hub_adapter.Module needs graph mode.")
 
 
 def _pick_scope(name: str):
@@ -116,7 +93,7 @@ def _pick_scope(name: str):
     GraphMismatchError: the variable scope is free but its name scope was
       taken by something else.
   """
-  tf = _tf()
+  tf = runtime.tf()
   graph = tf.compat.v1.get_default_graph()
   outer = tf.compat.v1.get_variable_scope().name
   parent = outer + "/" if outer else ""
@@ -161,7 +138,7 @@ class Module:
     created = (isinstance(spec, NativeModuleSpec)
                and spec.module_dir is None)
     require_graph_mode(handle, bool(trainable), created)
-    tf = _tf()
+    tf = runtime.tf()
     self._graph = tf.compat.v1.get_default_graph()
     self._spec = as_module_spec(spec)
     self._trainable = bool(trainable)
@@ -235,7 +212,7 @@ class Module:
       As :meth:`__call__`; ModelFormatError when the variants' variables
       differ.
     """
-    tf = _tf()
+    tf = runtime.tf()
     if tf.compat.v1.get_default_graph() is not self._graph:
       raise errors.GraphMismatchError(errors.compose(
           f"Module {self._state.scope!r} is applied in a graph other than "
@@ -341,7 +318,7 @@ class Module:
     """A ``tf.compat.v1.train.Saver`` over :attr:`variable_map`, made on
     first use (None when the module has no variables)."""
     if self._saver is None and self._state.variable_map:
-      tf = _tf()
+      tf = runtime.tf()
       with self._graph.as_default():
         self._saver = tf.compat.v1.train.Saver(
             self._state.variable_map, sharded=True,
@@ -355,7 +332,7 @@ class Module:
       GraphMismatchError: the default graph or the session's graph is not
         the Module's.
     """
-    tf = _tf()
+    tf = runtime.tf()
     if tf.compat.v1.get_default_graph() is not self._graph:
       raise errors.GraphMismatchError(errors.compose(
           "Module.export is called with a default graph other than the "

@@ -34,6 +34,8 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Set, Tuple
 
+from hub_adapter.tf1 import hub_protos
+
 REF_VARIABLE_OPS = ("VariableV2", "Variable")
 
 # Ref-forwarding ops -> plain ops that forward a resource handle.
@@ -279,8 +281,9 @@ def _note_new_nodes(meta_graph, added: List[str]) -> None:
     return
   from tensorflow.core.protobuf import control_flow_pb2  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
   nodes = {node.name: node for node in meta_graph.graph_def.node}
-  for key, proto_type in (("while_context", control_flow_pb2.WhileContextDef),
-                          ("cond_context", control_flow_pb2.CondContextDef)):
+  for key, proto_type in (
+      (hub_protos.WHILE_CONTEXT, control_flow_pb2.WhileContextDef),
+      (hub_protos.COND_CONTEXT, control_flow_pb2.CondContextDef)):
     collection = meta_graph.collection_def.get(key)
     if collection is None:
       continue

@@ -22,33 +22,35 @@ by changing one import.
 from __future__ import annotations
 
 import abc
-import importlib
 import os
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional
 
 from hub_adapter import errors
+from hub_adapter import runtime
+from hub_adapter import signatures
 from hub_adapter.tf1 import hub_protos
 
-SAVED_MODEL_FILENAME = "saved_model.pb"
-VARIABLES_DIR = "variables"
-VARIABLES_PREFIX = "variables"
-ASSETS_DIR = "assets"
-# Collection names as TF writes them; spelled out so this module need not
-# import TensorFlow.
-ASSETS_KEY = "saved_model_assets"
-ASSET_FILEPATHS = "asset_filepaths"
-SUPPORTED_COLLECTIONS = frozenset({
-    "variables", "trainable_variables", "model_variables",
-    "table_initializer", "update_ops", "regularization_losses",
-    ASSET_FILEPATHS, "cond_context", "while_context",
-    hub_protos.ATTACHMENT_COLLECTION, ASSETS_KEY,
-})
-DEFAULT_SIGNATURE = "default"
+# The format's names live in hub_protos; these aliases keep older callers.
+SAVED_MODEL_FILENAME = hub_protos.SAVED_MODEL_FILENAME
+VARIABLES_DIR = hub_protos.VARIABLES_DIR
+VARIABLES_PREFIX = hub_protos.VARIABLES_PREFIX
+ASSETS_DIR = hub_protos.ASSETS_DIR
+ASSETS_KEY = hub_protos.ASSETS_KEY
+ASSET_FILEPATHS = hub_protos.ASSET_FILEPATHS
+SUPPORTED_COLLECTIONS = hub_protos.STORED_COLLECTIONS
+DEFAULT_SIGNATURE = hub_protos.DEFAULT_SIGNATURE
 
 
-def _tf():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf
+def format_tags(tags: Iterable[str]) -> str:
+  """Formats a graph variant's tag set: ``{'train'}``, or ``{}`` when empty.
+
+  Args:
+    tags: A tag set.
+
+  Returns:
+    :func:`hub_adapter.signatures.format_tags`'s text, in the TF1 style.
+  """
+  return signatures.format_tags(tags, empty="{}")
 
 
 def tags_key(tags: Optional[Iterable[str]]) -> FrozenSet[str]:
@@ -56,12 +58,6 @@ def tags_key(tags: Optional[Iterable[str]]) -> FrozenSet[str]:
   if isinstance(tags, str):
     return frozenset([tags])
   return frozenset(tags or ())
-
-
-def format_tags(tags: Iterable[str]) -> str:
-  """Formats a tag set for messages: ``{'train'}`` or ``{}``."""
-  items = sorted(tags)
-  return "{" + ", ".join(repr(t) for t in items) + "}"
 
 
 class TensorInfo:
@@ -99,15 +95,15 @@ class TensorInfo:
 
   @property
   def is_sparse(self) -> bool:
-    return isinstance(self._type_spec, _tf().SparseTensorSpec)
+    return isinstance(self._type_spec, runtime.tf().SparseTensorSpec)
 
   @property
   def is_composite(self) -> bool:
-    return not isinstance(self._type_spec, _tf().TensorSpec)
+    return not isinstance(self._type_spec, runtime.tf().TensorSpec)
 
   @property
   def is_supported_type(self) -> bool:
-    tf = _tf()
+    tf = runtime.tf()
     return issubclass(self._type_spec.value_type,
                       (tf.Tensor, tf.SparseTensor, tf.RaggedTensor))
 
@@ -132,7 +128,7 @@ def parse_tensor_info(proto) -> TensorInfo:
   Raises:
     ModelFormatError: the proto uses an encoding this reader does not know.
   """
-  tf = _tf()
+  tf = runtime.tf()
   encoding = proto.WhichOneof("encoding")
   if encoding == "name":
     return TensorInfo(tf.TensorSpec(tf.TensorShape(proto.tensor_shape),
@@ -268,14 +264,15 @@ class ModuleSpec(abc.ABC):
         checkpoint, e.g. ``lambda name: "scope/" + name``.
 
     Raises:
-      ValueError: ``checkpoint_path`` is missing or given positionally.
+      ArgumentError: ``checkpoint_path`` is missing or given positionally
+        (a ``ValueError``, as tensorflow_hub raises).
     """
     if _sentinel is not None:
-      raise ValueError(
+      raise errors.ArgumentError(
           "ModuleSpec.export takes checkpoint_path and name_transform_fn by "
           "name only; received a second positional argument.")
     if not checkpoint_path:
-      raise ValueError(
+      raise errors.ArgumentError(
           "ModuleSpec.export needs checkpoint_path=... (the checkpoint that "
           "holds the module's variable values); received none.")
     from hub_adapter.tf1 import writer  # pylint: disable=g-import-not-at-top
@@ -325,13 +322,14 @@ class NativeModuleSpec(ModuleSpec):
             f"{format_tags(key)}.",
             "Each tag set may name one graph only.",
             "Re-export the module.", {"folder": module_dir}))
-      unknown = sorted(set(meta_graph.collection_def) - SUPPORTED_COLLECTIONS)
+      unknown = sorted(
+          set(meta_graph.collection_def) - hub_protos.STORED_COLLECTIONS)
       if unknown:
         raise errors.ModelFormatError(errors.compose(
             f"The graph variant {format_tags(key)} of {self._describe()} has "
             f"collections the TF1 Hub format does not support: "
             f"{errors.choices(unknown)}.",
-            f"Supported: {errors.choices(SUPPORTED_COLLECTIONS)}.",
+            f"Supported: {errors.choices(hub_protos.STORED_COLLECTIONS)}.",
             "Drop them when creating the module "
             "(create_module_spec(..., drop_collections=[...])).",
             {"folder": module_dir}))
@@ -415,7 +413,7 @@ class NativeModuleSpec(ModuleSpec):
     Raises:
       SignatureError: no such signature or tag set.
     """
-    name = signature or DEFAULT_SIGNATURE
+    name = signature or hub_protos.DEFAULT_SIGNATURE
     meta_graph = self.get_meta_graph(tags)
     if name not in meta_graph.signature_def:
       names = list(meta_graph.signature_def)
@@ -443,7 +441,8 @@ class NativeModuleSpec(ModuleSpec):
           f"The asset {filename!r} of {self._describe()} has no source file.",
           "A spec not read from a folder must name its assets' sources.",
           "Pass asset_sources={name: path} to NativeModuleSpec."))
-    assets_dir = os.path.abspath(os.path.join(self._module_dir, ASSETS_DIR))
+    assets_dir = os.path.abspath(os.path.join(self._module_dir,
+                                              hub_protos.ASSETS_DIR))
     path = os.path.abspath(os.path.join(assets_dir, filename))
     if os.path.commonpath([assets_dir, path]) != assets_dir:
       raise errors.ModelFormatError(errors.compose(
@@ -462,13 +461,14 @@ class NativeModuleSpec(ModuleSpec):
       ``saved_model_assets`` collection. Asset constants of a created spec
       that already hold absolute paths are not listed.
     """
-    tf = _tf()
+    tf = runtime.tf()
     from tensorflow.core.protobuf import meta_graph_pb2  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
     meta_graph = self.get_meta_graph(tags)
     result = {}
-    if ASSETS_KEY not in meta_graph.collection_def:
+    if hub_protos.ASSETS_KEY not in meta_graph.collection_def:
       return result
-    for any_proto in meta_graph.collection_def[ASSETS_KEY].any_list.value:
+    for any_proto in meta_graph.collection_def[
+        hub_protos.ASSETS_KEY].any_list.value:
       asset = meta_graph_pb2.AssetFileDef()
       any_proto.Unpack(asset)
       node_name = asset.tensor_info.name.split(":")[0]
@@ -555,7 +555,7 @@ def resolve_handle(handle: str) -> str:
   if os.path.isdir(handle):
     return handle
   try:
-    resolve_lib = importlib.import_module("hub_adapter.handles")
+    from hub_adapter import handles as resolve_lib  # pylint: disable=g-import-not-at-top
   except ImportError:
     return handle
   return resolve_lib.resolve(handle)
@@ -574,11 +574,22 @@ def load_module_spec(handle_or_path) -> NativeModuleSpec:
   Raises:
     HandleError: the handle cannot be resolved.
     ModelFormatError: the folder is not a readable TF1 Hub module (for
-      example a TF2 SavedModel, which :func:`hub_adapter.load` reads).
+      example a TF2 SavedModel, which :func:`hub_adapter.load` reads), or a
+      file it needs is missing or corrupt.
     BackendUnavailableError: the module uses ops of a library that is not
       installed (installed ones are imported here).
   """
-  spec = read_module_spec(resolve_handle(handle_or_path))
+  # One preflight for every entry point: resolve, read and parse each file
+  # once, check the files (hub_adapter.preflight); the parsed SavedModel
+  # travels with the ModelInfo.
+  from hub_adapter import preflight  # pylint: disable=g-import-not-at-top
+  module_dir, info = preflight.open_model(handle_or_path)
+  module_dir = os.path.abspath(module_dir)
+  if info.format.value != "tf1_hub":
+    hub_protos.read_module_def(module_dir)  # Raises: no tfhub_module.pb.
+  prefix = os.path.join(module_dir, VARIABLES_DIR, VARIABLES_PREFIX)
+  spec = NativeModuleSpec(info.saved_model, module_dir=module_dir,
+                          checkpoint_prefix=prefix)
   # Ops of add-on libraries (tensorflow_text, ...) must be registered before
   # the module's graphs are imported: import them, or say what to install.
   from hub_adapter import op_libraries  # pylint: disable=g-import-not-at-top

@@ -19,30 +19,27 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Union
 
 from hub_adapter import errors
+from hub_adapter import runtime
 from hub_adapter.tf1 import graph_surgery
+from hub_adapter.tf1 import hub_protos
 from hub_adapter.tf1.spec import NativeModuleSpec, format_tags, tags_key
 
-GLOBAL_VARIABLES = "variables"
-TRAINABLE_VARIABLES = "trainable_variables"
-MODEL_VARIABLES = "model_variables"
-TABLE_INITIALIZERS = "table_initializer"
-ASSET_FILEPATHS = "asset_filepaths"
-REGULARIZATION_LOSSES = "regularization_losses"
-UPDATE_OPS = "update_ops"
-COND_CONTEXT = "cond_context"
-WHILE_CONTEXT = "while_context"
+GLOBAL_VARIABLES = hub_protos.GLOBAL_VARIABLES
+TRAINABLE_VARIABLES = hub_protos.TRAINABLE_VARIABLES
+MODEL_VARIABLES = hub_protos.MODEL_VARIABLES
+TABLE_INITIALIZERS = hub_protos.TABLE_INITIALIZERS
+ASSET_FILEPATHS = hub_protos.ASSET_FILEPATHS
+REGULARIZATION_LOSSES = hub_protos.REGULARIZATION_LOSSES
+UPDATE_OPS = hub_protos.UPDATE_OPS
+COND_CONTEXT = hub_protos.COND_CONTEXT
+WHILE_CONTEXT = hub_protos.WHILE_CONTEXT
 
 VariableOrParts = Union[Any, List[Any]]
 # Graph variants whose ops were found registered, per spec.
 _OPS_CHECKED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _tf():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf
 
 
 def state_collections(trainable: bool) -> List[str]:
@@ -152,7 +149,7 @@ def create_state(spec: NativeModuleSpec, tags, trainable: bool,
     ModelFormatError: unknown ops, bad assets, or a checkpoint that does not
       match the graph's variables.
   """
-  tf = _tf()
+  tf = runtime.tf()
   from tensorflow.python.framework import meta_graph as meta_graph_lib  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
   graph = tf.compat.v1.get_default_graph()
   scope = graph.unique_name(name, mark_as_used=False)
@@ -243,7 +240,7 @@ def restore_from_checkpoint(state: ModuleState, prefix: str,
     ModelFormatError: the checkpoint cannot be read, lacks a variable, or
       stores it with another shape.
   """
-  tf = _tf()
+  tf = runtime.tf()
   try:
     reader = tf.train.load_checkpoint(prefix)
     stored = reader.get_variable_to_shape_map()
@@ -272,7 +269,7 @@ def restore_from_checkpoint(state: ModuleState, prefix: str,
 
 def variable_signatures(meta_graph) -> Dict[str, tuple]:
   """Variable name -> (dtype name, shape) declared by a meta graph."""
-  tf = _tf()
+  tf = runtime.tf()
   from tensorflow.core.framework import variable_pb2  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
   nodes = {node.name: node for node in meta_graph.graph_def.node}
   result = {}

@@ -45,11 +45,13 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from hub_adapter import errors
 from hub_adapter import runtime
+from hub_adapter.tf1 import assets
+from hub_adapter.tf1 import hub_protos
 
-SAVED_MODEL_FILENAME = "saved_model.pb"
-VARIABLES_DIR = "variables"
-VARIABLES_PREFIX = "variables"
-ASSETS_DIR = "assets"
+SAVED_MODEL_FILENAME = hub_protos.SAVED_MODEL_FILENAME
+VARIABLES_DIR = hub_protos.VARIABLES_DIR
+VARIABLES_PREFIX = hub_protos.VARIABLES_PREFIX
+ASSETS_DIR = hub_protos.ASSETS_DIR
 
 VariableMap = Dict[str, Union[Any, List[Any]]]
 
@@ -171,12 +173,12 @@ def _import_variables(spec) -> VariableMap:
   graph = tf.compat.v1.get_default_graph()
   result: VariableMap = {}
   for index, meta_graph in enumerate(spec.saved_model.meta_graphs):
-    if "variables" not in meta_graph.collection_def:
+    if hub_protos.GLOBAL_VARIABLES not in meta_graph.collection_def:
       continue
     only_variables = meta_graph_pb2.MetaGraphDef()
     only_variables.CopyFrom(meta_graph)
     for key in list(only_variables.collection_def):
-      if key != "variables":
+      if key != hub_protos.GLOBAL_VARIABLES:
         del only_variables.collection_def[key]
     only_variables.ClearField("signature_def")
     scope = f"variant_{index}"
@@ -187,10 +189,10 @@ def _import_variables(spec) -> VariableMap:
       shared = node.attr.get("shared_name")
       if shared is not None and shared.s:
         shared.s = scope.encode() + b"/" + shared.s
-    before = set(graph.get_collection("variables"))
+    before = set(graph.get_collection(hub_protos.GLOBAL_VARIABLES))
     tf.compat.v1.train.import_meta_graph(
         only_variables, import_scope=scope, clear_devices=True)
-    imported = [v for v in graph.get_collection("variables")
+    imported = [v for v in graph.get_collection(hub_protos.GLOBAL_VARIABLES)
                 if v not in before]
     for name, value in _variable_map(imported, scope + "/").items():
       result.setdefault(name, value)
@@ -464,7 +466,6 @@ def _write_local(spec, path: str, save_variables: Callable[[str], None]
     save_variables(temp)
     _write_file(os.path.join(temp, SAVED_MODEL_FILENAME),
                 saved_model.SerializeToString())
-    from hub_adapter.tf1 import hub_protos  # pylint: disable=g-import-not-at-top
     _write_file(hub_protos.module_def_path(temp),
                 hub_protos.serialize_module_def())
     _check_target(path)
@@ -482,7 +483,7 @@ def _write_local(spec, path: str, save_variables: Callable[[str], None]
 # A module's entries, in the order they are moved into a non-empty target:
 # tfhub_module.pb, which makes the folder a TF1 Hub module, comes last.
 _ENTRIES = (ASSETS_DIR, VARIABLES_DIR, SAVED_MODEL_FILENAME,
-            "tfhub_module.pb")
+            hub_protos.MODULE_DEF_FILENAME)
 
 
 def _check_target(path: str) -> None:
@@ -549,21 +550,19 @@ def _disk_saved_model(spec):
   """Returns a copy of the spec's proto in on-disk form, and asset name ->
   source file for the constants that had to be converted."""
   from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
-  from hub_adapter.tf1 import creation  # pylint: disable=g-import-not-at-top
   saved_model = saved_model_pb2.SavedModel()
   saved_model.CopyFrom(spec.saved_model)
   known = dict(getattr(spec, "asset_sources", None) or {})
-  sources = creation.assets_to_disk_form(saved_model, known)
+  sources = assets.assets_to_disk_form(saved_model, known)
   return saved_model, sources
 
 
 def _asset_names(saved_model) -> List[str]:
   tf = runtime.tf()
   from tensorflow.core.protobuf import meta_graph_pb2  # pylint: disable=g-import-not-at-top
-  from hub_adapter.tf1 import creation  # pylint: disable=g-import-not-at-top
   names = set()
   for meta_graph in saved_model.meta_graphs:
-    collection = meta_graph.collection_def.get(creation.ASSETS_KEY)
+    collection = meta_graph.collection_def.get(hub_protos.ASSETS_KEY)
     if collection is None:
       continue
     for any_proto in collection.any_list.value:

@@ -19,7 +19,7 @@ import tensorflow as tf
 from hub_adapter import errors
 from hub_adapter import integrity
 from hub_adapter import signatures as signatures_lib
-from hub_adapter.model import LoadRequest, Model
+from hub_adapter.model import LoadRequest
 from hub_adapter.support import Format
 from hub_adapter.tf2 import restore
 from hub_adapter.tf2 import trackable
@@ -183,6 +183,25 @@ def _traced_inputs(raw: Any) -> str:
   return "; ".join(described) or "(unknown)"
 
 
+def saved_model_layer_trainable_variables(model: Any) -> List[Any]:
+  """The trainable variables of a TF2 SavedModel, also when loaded frozen.
+
+  Args:
+    model: A :class:`hub_adapter.Model` over a ``tf.saved_model.load``
+      result (or a live object in the same role).
+
+  Returns:
+    ``model.trainable_variables`` when loaded for training; else the raw
+    object's ``trainable_variables``, or its variables marked trainable.
+  """
+  if model.trainable:
+    return list(model.trainable_variables)
+  raw = model.raw
+  if hasattr(raw, "trainable_variables"):
+    return list(raw.trainable_variables)
+  return [v for v in model.variables if v.trainable]
+
+
 class SavedModelModel(trackable.TrackableModel):
   """A model loaded with ``tf.saved_model.load``.
 
@@ -227,6 +246,23 @@ class SavedModelModel(trackable.TrackableModel):
     if not self.trainable:
       return []
     return list_trainable_variables(self._raw)
+
+  def keras_training_limit(self, trainable_from_start: bool) -> Optional[str]:
+    """A signature is traced for inference: a layer cannot train through it
+    (see :meth:`hub_adapter.Model.keras_training_limit`)."""
+    del trainable_from_start
+    return ("keras_signature_fine_tune" if self.signature is not None
+            else None)
+
+  def layer_trainable_variables(self) -> List[Any]:
+    """As :meth:`hub_adapter.Model.layer_trainable_variables`; a TF2
+    SavedModel loaded frozen offers those it marks trainable, so that
+    ``layer.trainable = True`` works later.
+
+    Returns:
+      A list of variables.
+    """
+    return saved_model_layer_trainable_variables(self)
 
   @property
   def non_trainable_variables(self) -> List[Any]:

@@ -10,7 +10,7 @@ saves their initial values.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from hub_adapter import runtime
 from hub_adapter import support

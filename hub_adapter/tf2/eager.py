@@ -9,8 +9,6 @@ over ``model.trainable_variables`` fine-tunes them (the list is empty with
 """
 from __future__ import annotations
 
-from typing import Any
-
 from hub_adapter.model import LoadRequest
 from hub_adapter.support import Mode
 from hub_adapter.tf2 import common

@@ -23,10 +23,10 @@ them, so this module does it with public pieces of the same machinery:
    ``MirroredVariable``).
 
 A TF1 SavedModel (a TF1 Hub module loaded in TF2: ``load_v1_in_v2``) is
-restored by running its saver's restore op; there the reads its
-``RestoreV2`` ops would make are made early, in threads, with the same
-names, slices and dtypes, and fed to the restore op (pruned from the loaded
-graph) in their place, so every assignment is still the saver's own.
+restored by running its saver's restore op. When that op only assigns
+``RestoreV2`` outputs to resource variables (which ``load_v1_in_v2`` lifts
+out of its graph), the same reads (names, slices, dtypes) are made early,
+in threads, and assigned to the lifted variables of the same names.
 
 Anything it cannot map one to one with certainty goes through TensorFlow's
 own restore, by loading the whole model with plain ``tf.saved_model.load``:
@@ -34,8 +34,9 @@ checkpointed values that are not a plain variable's (lookup tables, custom
 saveables, registered savers, optimizer slots), sliced or partitioned
 tensors of TF2 SavedModels, distributed variables other than
 ``MirroredVariable`` under ``MirroredStrategy``, a dtype or shape that
-differs, a loaded variable left without a value, a TF1 saver of another
-kind, ``allow_partial_checkpoint``, and any error (so a corrupt checkpoint
+differs, a loaded variable left without a value, a TF1 saver that does
+more than assign resource variables (ref variables, tables),
+``allow_partial_checkpoint``, and any error (so a corrupt checkpoint
 fails exactly as it does in TensorFlow). Each fallback is logged with
 ``absl.logging`` at INFO. Graph mode is left to TensorFlow, which there
 makes one restore op per variable that a session already runs in parallel.
@@ -63,7 +64,8 @@ from tensorflow.python.distribute import values as distribute_values
 from tensorflow.python.ops import resource_variable_ops
 
 from hub_adapter import errors
-from hub_adapter import inspection
+from hub_adapter import reader
+from hub_adapter.tf1 import hub_protos
 
 PARALLEL = "parallel"
 """Restore method: reads in parallel threads, overlapped with the rebuild."""
@@ -101,8 +103,9 @@ class Report:
 
   Attributes:
     method: ``"parallel"`` (TF2 SavedModel: reads in threads, assigned
-      here), ``"parallel_tf1"`` (TF1 SavedModel: reads in threads, fed to
-      its saver's restore op) or ``"tensorflow"`` (``tf.saved_model.load``).
+      here), ``"parallel_tf1"`` (TF1 SavedModel: the reads of its saver,
+      in threads, assigned to its lifted variables) or ``"tensorflow"``
+      (``tf.saved_model.load``).
     reason: Why TensorFlow's restore was used, or "" when it was not.
     tensors: How many tensors were read in threads.
     bytes: How many bytes those tensors take in the checkpoint.
@@ -225,8 +228,8 @@ class _Read:
   """One tensor to read from the checkpoint.
 
   TF2: a checkpoint node's ``VARIABLE_VALUE`` (``target`` is the node id).
-  TF1: one output of the saver's ``RestoreV2`` (``target`` is the output's
-  tensor name in the loaded graph).
+  TF1: one output of the saver's ``RestoreV2`` (``target`` is the name of
+  the variable the saver assigns it to).
   """
   target: Any
   path: str
@@ -325,7 +328,7 @@ def load(export_dir: str, tags: Any = None, options: Any = None) -> Any:
       if plan.restore_op is None:
         _assign(root, plan, chunks, futures)
       else:
-        _run_saver_restore(root, plan, chunks, futures)
+        _assign_tf1(root, plan, chunks, futures)
     except _Fallback as e:
       reason = str(e)
     except Exception as e:  # pylint: disable=broad-except
@@ -363,11 +366,11 @@ def _plan(export_dir: str, tags: Any, options: Any) -> Optional[_Plan]:
   Raises:
     _Fallback: the checkpoint holds something this module does not restore.
   """
-  saved_model = inspection.read_saved_model(export_dir)
-  index = inspection.read_bundle_index(export_dir)
+  saved_model = reader.read_saved_model(export_dir)
+  index = reader.read_bundle_index(export_dir)
   if index is None or not index.entries:
     return None
-  prefix = os.path.join(export_dir, "variables", "variables")
+  prefix = os.path.join(export_dir, reader.VARIABLES_PREFIX)
   device = (options.experimental_io_device if options is not None and
             options.experimental_io_device else "/cpu:0")
   entries = {entry.key: entry for entry in index.entries}
@@ -420,18 +423,21 @@ def _plan_tf2(saved_model: Any, entries: Dict[str, Any], prefix: str,
 
 def _plan_tf1(saved_model: Any, tags: Any, entries: Dict[str, Any],
               prefix: str, device: str) -> Optional[_Plan]:
-  """Plans a TF1 SavedModel's reads from its saver's ``RestoreV2`` ops.
+  """Plans a TF1 SavedModel's reads from its saver's restore op.
 
   ``load_v1_in_v2`` restores by running the saver's restore op in the
-  imported graph; the same ``RestoreV2`` reads, made early and in threads,
-  are later fed to that op in place of its own.
+  imported graph: ``RestoreV2`` ops whose outputs go through ``Identity``
+  to an ``AssignVariableOp`` per resource variable. Those exact reads (same
+  names, slices and dtypes) are planned here, to be assigned to the lifted
+  variables of the same names.
 
   Returns:
     The plan, or None when the meta graph has no saver (nothing to restore)
     or cannot be picked (TensorFlow then says why).
 
   Raises:
-    _Fallback: the saver is not one whose reads can be taken over.
+    _Fallback: the restore op does anything else (ref variables, tables,
+      other saveables).
   """
   metas = saved_model.meta_graphs
   if tags is None:
@@ -440,46 +446,124 @@ def _plan_tf1(saved_model: Any, tags: Any, entries: Dict[str, Any],
     wanted = set(tf.nest.flatten(tags))
     meta = next((m for m in metas if set(m.meta_info_def.tags) == wanted),
                 None)
-  if meta is None or not meta.HasField("saver_def"):
+  if meta is None:
     return None
+  if not meta.HasField("saver_def"):
+    return _plan_default_saver(meta, entries, prefix, device)
   saver = meta.saver_def
   nodes = {node.name: node for node in meta.graph_def.node}
   filename = saver.filename_tensor_name.split(":")[0]
   pending = [saver.restore_op_name]
   seen = set(pending)
-  restores = []
+  assigns = []
   while pending:
     node = nodes.get(pending.pop())
     if node is None:
       raise _Fallback("the saver's restore op is not in the graph")
-    if node.op in ("RestoreV2", "Restore", "RestoreSlice"):
-      restores.append(node)
+    if node.op == "AssignVariableOp":
+      assigns.append(node)
       continue
+    if node.op != "NoOp":
+      raise _Fallback(f"the saver's restore op runs {node.op} "
+                      f"{node.name!r}, not only resource variable "
+                      "assignments")
     for name in node.input:
       name = name.lstrip("^").split(":")[0]
       if name not in seen:
         seen.add(name)
         pending.append(name)
+  sources: Dict[Tuple[str, int], str] = {}
+  for assign in assigns:
+    variable = _input_node(nodes, assign, 0, "VarHandleOp")
+    value = _input_node(nodes, assign, 1, "Identity")
+    restore, _, index = value.input[0].partition(":")
+    if len(value.input) != 1 or nodes.get(restore) is None or (
+        nodes[restore].op != "RestoreV2"):
+      raise _Fallback(f"{assign.name!r} does not assign a RestoreV2 output")
+    output = (restore, int(index or 0))
+    if output in sources or variable.name in sources.values():
+      raise _Fallback(f"{variable.name!r} or {value.input[0]!r} is used "
+                      "twice in the restore")
+    sources[output] = variable.name
   reads = []
-  for node in sorted(restores, key=lambda n: n.name):
-    if node.op != "RestoreV2" or len(node.input) != 3 or (
-        node.input[0].split(":")[0] != filename):
-      raise _Fallback(f"the saver restores with {node.op} {node.name!r}")
+  for restore in sorted({name for name, _ in sources}):
+    node = nodes[restore]
+    if len(node.input) != 3 or node.input[0].split(":")[0] != filename:
+      raise _Fallback(f"{restore!r} does not read the saver's file")
     names = _constant(nodes, node.input[1])
     slices = _constant(nodes, node.input[2])
     dtypes = [tf.dtypes.as_dtype(t) for t in node.attr["dtypes"].list.type]
     if not len(names) == len(slices) == len(dtypes):
-      raise _Fallback(f"{node.name!r} has inconsistent inputs")
+      raise _Fallback(f"{restore!r} has inconsistent inputs")
     for k, (key, spec, dtype) in enumerate(zip(names, slices, dtypes)):
+      variable = sources.get((restore, k))
       entry = entries.get(key)
-      if entry is None:
-        raise _Fallback(f"the checkpoint key {key!r} is not in the index")
-      reads.append(_Read(f"{node.name}:{k}", key, key, spec, dtype,
-                         entry.shape, entry.size,
-                         (entry.shard_id, entry.offset)))
+      if variable is None or entry is None:
+        raise _Fallback(f"output {k} of {restore!r} ({key!r}) is not a "
+                        "checkpointed variable's value")
+      reads.append(_Read(variable, variable, key, spec, dtype, entry.shape,
+                         entry.size, (entry.shard_id, entry.offset)))
   if not reads:
     return None
   return _Plan(prefix, device, reads, restore_op=saver.restore_op_name)
+
+
+def _plan_default_saver(meta: Any, entries: Dict[str, Any], prefix: str,
+                        device: str) -> Optional[_Plan]:
+  """Plans the reads of the saver ``load_v1_in_v2`` makes for a meta graph
+  without one (TF1 Hub modules are exported so).
+
+  TensorFlow then builds a default ``tf.compat.v1.train.Saver`` over the
+  graph's global variables: each is restored from the key of its op name
+  (its partition's full name and slice for partitioned variables).
+
+  Raises:
+    _Fallback: the graph has ref variables or other saveable objects.
+  """
+  from tensorflow.core.framework import variable_pb2  # pylint: disable=g-import-not-at-top
+  if any(meta.collection_def[key].bytes_list.value or
+         meta.collection_def[key].node_list.value
+         for key in ("saveable_objects",) if key in meta.collection_def):
+    raise _Fallback("the graph has saveable objects other than variables")
+  collection = meta.collection_def.get(hub_protos.GLOBAL_VARIABLES)
+  if collection is None or not collection.bytes_list.value:
+    return None
+  nodes = {node.name: node for node in meta.graph_def.node}
+  reads, keys = [], set()
+  for data in collection.bytes_list.value:
+    variable = variable_pb2.VariableDef()
+    variable.ParseFromString(data)
+    name = variable.variable_name.split(":")[0]
+    node = nodes.get(name)
+    if not variable.is_resource or node is None or node.op != "VarHandleOp":
+      raise _Fallback(f"{name!r} is not a resource variable (TF1 ref "
+                      "variables stay in the loaded graph)")
+    spec = ""
+    key = name
+    if variable.save_slice_info_def.full_name:
+      info = tf.Variable.SaveSliceInfo(
+          save_slice_info_def=variable.save_slice_info_def)
+      key, spec = info.full_name, info.spec
+    entry = entries.get(key)
+    if entry is None or (key, spec) in keys:
+      raise _Fallback(f"the checkpoint has no single entry {key!r} for "
+                      f"{name!r}")
+    keys.add((key, spec))
+    reads.append(_Read(name, name, key, spec,
+                       tf.dtypes.as_dtype(node.attr["dtype"].type),
+                       entry.shape, entry.size,
+                       (entry.shard_id, entry.offset)))
+  return _Plan(prefix, device, reads, restore_op="(default saver)")
+
+
+def _input_node(nodes: Dict[str, Any], node: Any, index: int,
+                op: str) -> Any:
+  """The node feeding input ``index`` of ``node``, which must be ``op``."""
+  name = node.input[index].split(":")[0] if len(node.input) > index else ""
+  found = nodes.get(name)
+  if found is None or found.op != op:
+    raise _Fallback(f"input {index} of {node.name!r} is not a {op}")
+  return found
 
 
 def _constant(nodes: Dict[str, Any], name: str) -> List[str]:
@@ -684,26 +768,35 @@ def _assign(root: Any, plan: _Plan, chunks: Sequence[Sequence[_Read]],
     del tensors
 
 
-def _run_saver_restore(root: Any, plan: _Plan,
-                       chunks: Sequence[Sequence[_Read]],
-                       futures: Sequence[Any]) -> None:
-  """Runs a TF1 SavedModel's restore op with the read tensors fed in.
+def _assign_tf1(root: Any, plan: _Plan, chunks: Sequence[Sequence[_Read]],
+                futures: Sequence[Any]) -> None:
+  """Assigns a TF1 SavedModel's read tensors to its lifted variables.
 
-  The op is pruned from the loaded graph with the outputs of its own
-  ``RestoreV2`` ops as inputs, so the assignments, devices and slices are
-  the saver's own; only the reads were made earlier, in threads.
+  Each variable the saver restores must be among ``root.variables`` under
+  its graph name, as a plain resource variable; the assignment is the one
+  the saver's ``AssignVariableOp`` makes (shape checked, value shared).
 
   Raises:
-    _Fallback: the loaded object has no graph to prune.
-    tf.errors.OpError: a read or the restore failed.
+    _Fallback: a restored variable is not one of those.
+    tf.errors.OpError: a read failed.
   """
-  graph = getattr(root, "graph", None)
-  prune = getattr(root, "prune", None)
-  if graph is None or prune is None:
-    raise _Fallback("the loaded TF1 model has no graph to restore in")
-  reads = [read for chunk in chunks for read in chunk]
-  feeds = [graph.get_tensor_by_name(read.target) for read in reads]
-  restore = prune(feeds=feeds,
-                  fetches=graph.get_operation_by_name(plan.restore_op))
-  tensors = [tensor for future in futures for tensor in future.result()]
-  restore(*tensors)
+  by_name: Dict[str, Any] = {}
+  for variable in getattr(root, "variables", None) or ():
+    name = variable.name.split(":")[0]
+    if by_name.setdefault(name, variable) is not variable or (
+        type(variable) not in _PLAIN_TYPES):
+      raise _Fallback(f"the loaded variable {variable.name!r} is a "
+                      f"{type(variable).__name__} or shares its name")
+  targets = {}
+  for read in plan.reads:
+    variable = by_name.get(read.target)
+    if variable is None or variable.dtype != read.dtype:
+      raise _Fallback(f"the saver restores {read.target!r}, which the "
+                      "loaded model does not hold as a plain variable of "
+                      f"dtype {read.dtype.name}")
+    targets[read.target] = variable
+  for chunk, future in zip(chunks, futures):
+    tensors = future.result()
+    for read, tensor in zip(chunk, tensors):
+      targets[read.target].assign(tensor, read_value=False)
+    del tensors

@@ -22,6 +22,7 @@ from typing import Any, List, Optional
 from hub_adapter.model import LoadRequest
 from hub_adapter.support import Mode, Operation
 from hub_adapter.tf2 import common
+from hub_adapter.tf2 import trackable
 
 
 class TF1SignaturesModel(common.SavedModelModel):
@@ -38,6 +39,25 @@ class TF1SignaturesModel(common.SavedModelModel):
 
   @property
   def trainable_variables(self) -> List[Any]:
+    return []
+
+  def keras_training_limit(self, trainable_from_start: bool) -> Optional[str]:
+    """A layer set trainable after it was made frozen cannot start training
+    a TF1 Hub module (see :meth:`hub_adapter.Model.keras_training_limit`);
+    in TF2 the fine-tune cell refuses first anyway."""
+    return None if trainable_from_start else "keras_tf1_trainable_later"
+
+  def saveable_state(self) -> Any:
+    """A ``tf.Module`` holding the module's live state
+    (:func:`hub_adapter.tf2.trackable.tf1_module_holder`)."""
+    return trackable.tf1_module_holder(self)
+
+  def layer_trainable_variables(self) -> List[Any]:
+    """None: a TF1 Hub module's signatures in TF2 never train.
+
+    Returns:
+      An empty list.
+    """
     return []
 
   @property

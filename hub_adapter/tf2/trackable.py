@@ -28,7 +28,6 @@ from typing import Any, List
 import tensorflow as tf
 
 from hub_adapter.model import Model
-from hub_adapter.support import Format
 
 _AutoTrackable = tf.__internal__.tracking.AutoTrackable
 
@@ -70,14 +69,29 @@ def saveable(model: Any) -> Any:
   """The trackable that holds a loaded model's state for saving.
 
   Args:
-    model: A :class:`hub_adapter.Model` of a TF2 backend.
+    model: A :class:`hub_adapter.Model`.
 
   Returns:
-    ``model.raw``, except for a TF1 Hub module: a ``tf.Module`` holding its
-    live variables, signatures, initializer and asset paths (made once).
+    ``model.saveable_state()``: what its backend says holds its state.
+  """
+  return model.saveable_state()
+
+
+def tf1_module_holder(model: Any) -> Any:
+  """The state of a TF1 Hub module loaded by ``tf.saved_model.load``.
+
+  Its object is not savable as it is (its variables live in a wrapped
+  graph), so this is a ``tf.Module`` holding its live variables,
+  signatures, initializer and asset paths, made once per model.
+
+  Args:
+    model: A :class:`hub_adapter.Model` whose ``raw`` is such an object.
+
+  Returns:
+    The holder (``model.raw`` itself if it has no signatures).
   """
   raw = model.raw
-  if model.format is not Format.TF1_HUB or not hasattr(raw, "signatures"):
+  if not hasattr(raw, "signatures"):
     return raw
   holder = model.__dict__.get("_hub_saveable")
   if holder is None:

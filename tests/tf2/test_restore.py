@@ -242,9 +242,13 @@ def save_tf_keras(path: str, optimizer: str = "") -> str:
   return path
 
 
-def save_tf1_saved_model(path: str) -> str:
-  """A TF1 SavedModel: ref and resource variables, a partitioned variable
-  (saved in slices), int64 and string variables and a lookup table."""
+def save_tf1_saved_model(path: str, ref_kernel: bool = False,
+                         saver: bool = True, partitioned: bool = True) -> str:
+  """A TF1 SavedModel: resource variables (``kernel`` a ref variable with
+  ``ref_kernel``), one partitioned in two (saved in slices) unless not
+  ``partitioned``, int64 and string ones, and a lookup table. Without
+  ``saver`` the meta graph has no ``saver_def``, as in TF1 Hub modules, so
+  TensorFlow builds a default saver when it loads it."""
   tf = _tf()
   v1 = tf.compat.v1
   rng = np.random.RandomState(7)
@@ -252,19 +256,21 @@ def save_tf1_saved_model(path: str) -> str:
     x = v1.placeholder(tf.float32, [None, 3], name="x")
     words = v1.placeholder(tf.string, [None], name="words")
     kernel = v1.Variable(rng.randn(3, 4).astype(np.float32), name="kernel",
-                         use_resource=False)
+                         use_resource=not ref_kernel)
     bias = v1.get_variable("bias", initializer=rng.randn(4).astype(
         np.float32), use_resource=True)
     parts = v1.get_variable(
-        "parts", shape=[10, 4], partitioner=v1.fixed_size_partitioner(2),
-        initializer=v1.random_normal_initializer(seed=1))
+        "parts", shape=[10, 4], initializer=v1.random_normal_initializer(
+            seed=1), partitioner=(v1.fixed_size_partitioner(2)
+                                  if partitioned else None))
     steps = v1.get_variable("steps", initializer=np.int64(42),
                             use_resource=True, trainable=False)
     names = v1.Variable(["alpha", "beta \u2713"], name="names")
     table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
         ["a", "b"], [1, 2], tf.string, tf.int64), -1)
-    y = (tf.matmul(x, kernel) + bias + tf.reduce_sum(tf.concat(
-        list(parts), 0), 0) + tf.cast(steps, tf.float32))
+    whole = tf.concat(list(parts), 0) if partitioned else parts
+    y = (tf.matmul(x, kernel) + bias + tf.reduce_sum(whole, 0) +
+         tf.cast(steps, tf.float32))
     ids = table.lookup(words) + tf.cast(tf.size(names), tf.int64)
     with v1.Session() as session:
       session.run([v1.global_variables_initializer(),
@@ -276,17 +282,27 @@ def save_tf1_saved_model(path: str) -> str:
                   {"x": x, "words": words}, {"y": y, "ids": ids})},
           main_op=v1.tables_initializer())
       builder.save()
+  if not saver:
+    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+      proto.ParseFromString(f.read())
+    for meta in proto.meta_graphs:
+      meta.ClearField("saver_def")
+    with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+      f.write(proto.SerializeToString())
   return path
 
 
 def tf1_values(root):
   """The values of a TF1 SavedModel's variables as load_v1_in_v2 loaded it,
-  read through a pruned function: ``root.variables`` and the ref variable
-  ``kernel``, which load_v1_in_v2 leaves out of that list."""
+  read through a pruned function: ``root.variables``, and ``kernel`` when
+  it is a ref variable (load_v1_in_v2 leaves those out of that list)."""
   tf = _tf()
   with root.graph.as_default():
     values = [tf.identity(v) for v in root.variables]
-    values.append(tf.identity(root.graph.get_tensor_by_name("kernel:0")))
+    if not any(v.name == "kernel:0" for v in root.variables):
+      values.append(tf.identity(root.graph.get_tensor_by_name("kernel:0")))
   return [t.numpy() for t in root.prune([], values)()]
 
 
@@ -341,8 +357,10 @@ def test_many_dtypes_restore_in_parallel_bit_for_bit(many):
   assert model.raw.shared is model.raw.f32[3]
   assert model.raw.text.numpy().tolist()[2] == "adapter \u2713".encode()
   x = np.ones((2, 17), np.float32)
-  np.testing.assert_array_equal(
-      model(x), x @ model.raw.f32[3].numpy() + model.raw.nested["a"][0, 0])
+  # A matmul, so TensorFlow and NumPy may round differently.
+  np.testing.assert_allclose(
+      model(x), x @ model.raw.f32[3].numpy() + model.raw.nested["a"][0, 0],
+      rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("threads", ["1", "3", "8"])
@@ -447,17 +465,21 @@ def test_vocabulary_asset_table_is_initialized(tmp_path):
   np.testing.assert_array_equal(out[1], model.raw.embeddings.numpy()[0])
 
 
-def test_tf1_saved_model_reads_in_parallel(tmp_path):
+# The saver's own graph, with a partitioned variable (6 reads: kernel, bias,
+# 2 slices, steps, names); and, as in TF1 Hub modules, no saver (5 reads).
+@pytest.mark.parametrize("saver", [True, False], ids=["saver", "no_saver"])
+def test_tf1_saved_model_reads_in_parallel(tmp_path, saver):
   from hub_adapter.tf2 import restore  # pylint: disable=g-import-not-at-top
   tf = _tf()
-  path = save_tf1_saved_model(str(tmp_path / "tf1"))
+  path = save_tf1_saved_model(str(tmp_path / "tf1"), saver=saver,
+                              partitioned=saver)
   root = restore.load(path, tags=["serve"])
   report = restore.last_report()
   assert report.method == "parallel_tf1", report
-  assert report.tensors == 6  # kernel, bias, 2 slices, steps, names
+  assert report.tensors == (6 if saver else 5)
   reference = tf.saved_model.load(path, tags=["serve"])
   got, want = tf1_values(root), tf1_values(reference)
-  assert len(got) == len(want) == 6  # The partitioned one is two.
+  assert len(got) == len(want) == report.tensors
   for mine, theirs in zip(got, want):
     assert _same_bits(mine, theirs)
   feed = {"x": tf.constant([[1.0, 2.0, 3.0]]),
@@ -484,6 +506,40 @@ def test_tf1_saved_model_through_hub_adapter_load(tmp_path):
     assert _same_bits(np.asarray(mine[key]), theirs[key].numpy()), key
   _load(path, restore="tensorflow")
   assert _method() == "tensorflow"
+
+
+def test_tf1_ref_variables_use_tensorflow_restore(tmp_path, caplog):
+  from hub_adapter.tf2 import restore  # pylint: disable=g-import-not-at-top
+  tf = _tf()
+  caplog.set_level(logging.INFO, logger="absl")
+  for saver in (True, False):
+    path = save_tf1_saved_model(str(tmp_path / f"ref{saver}"),
+                                ref_kernel=True, saver=saver)
+    root = restore.load(path, tags=["serve"])
+    report = restore.last_report()
+    assert report.method == "tensorflow"
+    assert ("Assign" if saver else "not a resource variable") in report.reason
+    reference = tf.saved_model.load(path, tags=["serve"])
+    got, want = tf1_values(root), tf1_values(reference)
+    assert got and len(got) == len(want)
+    for mine, theirs in zip(got, want):
+      assert _same_bits(mine, theirs)
+  assert "TensorFlow's own restore" in caplog.text
+
+
+def test_tf1_partitioned_variable_without_saver_uses_tensorflow(tmp_path):
+  # load_v1_in_v2 then lists each partition twice, as two objects: which
+  # one its default saver restores is TensorFlow's business.
+  from hub_adapter.tf2 import restore  # pylint: disable=g-import-not-at-top
+  tf = _tf()
+  path = save_tf1_saved_model(str(tmp_path / "tf1"), saver=False)
+  root = restore.load(path, tags=["serve"])
+  assert "shares its name" in restore.last_report().reason
+  reference = tf.saved_model.load(path, tags=["serve"])
+  got, want = tf1_values(root), tf1_values(reference)
+  assert got and len(got) == len(want)
+  for mine, theirs in zip(got, want):
+    assert _same_bits(mine, theirs)
 
 
 def test_tf1_graph_restore_failure_falls_back_to_tensorflow(tmp_path):
@@ -727,6 +783,56 @@ def _mirrored_worker(model_dir: str, keras_dir: str, out: str) -> int:
   return 0
 
 
+
+# -- every test model of the project ------------------------------------------
+
+def _every_model():
+  if __name__ == "__main__":  # Run as the helper script: nothing to collect.
+    return []
+  import fixtures  # pylint: disable=g-import-not-at-top
+  models = fixtures.locate()
+  return [(name, models.entry(name)["format"], models.path(name))
+          for name in models.names()]
+
+
+@pytest.mark.parametrize("name,model_format,path", _every_model(),
+                         ids=lambda v: v if "/" not in str(v) else "")
+def test_every_test_model_equals_tensorflow_bit_for_bit(name, model_format,
+                                                       path):
+  """restore.load gives every variable tf.saved_model.load gives, bit for
+  bit; the TF1 Hub modules are loaded with their default tag set, as
+  load_v1_in_v2 sees them in TF2."""
+  from hub_adapter import reader  # pylint: disable=g-import-not-at-top
+  from hub_adapter import op_libraries  # pylint: disable=g-import-not-at-top
+  from hub_adapter.tf2 import restore  # pylint: disable=g-import-not-at-top
+  from hub_adapter.tf2 import trackable  # pylint: disable=g-import-not-at-top
+  tf = _tf()
+  # Models with TF Text ops need their op library, as hub_adapter.load
+  # imports it.
+  op_libraries.ensure_for_saved_model(reader.read_saved_model(path),
+                                      path=path)
+  tags = [] if model_format == "tf1_hub" else None
+  root = restore.load(path, tags=tags)
+  report = restore.last_report()
+  reference = tf.saved_model.load(path, tags=tags)
+  if model_format == "tf1_hub":
+    # Without the graph-side handles of partitioned variables, which
+    # cannot be read (hub_adapter's models leave them out the same way).
+    got = {v.name: v.numpy() for v in trackable.live(root.variables)}
+    want = {v.name: v.numpy() for v in trackable.live(reference.variables)}
+    assert sorted(got) == sorted(want)
+    for key in want:
+      assert _same_bits(got[key], want[key]), (name, key)
+  else:
+    got, want = variables_of(root), variables_of(reference)
+    assert len(got) == len(want)
+    for mine, theirs in zip(got, want):
+      assert mine.name == theirs.name
+      assert _same_bits(mine.numpy(), theirs.numpy()), (name, mine.name)
+  assert report.method in ("parallel", "parallel_tf1", "tensorflow")
+  assert (report.method == "tensorflow") == bool(report.reason), report
+
+
 if __name__ == "__main__":
   if len(sys.argv) == 5 and sys.argv[1] == "mirrored":
     sys.exit(_mirrored_worker(sys.argv[2], sys.argv[3], sys.argv[4]))
@@ -735,3 +841,4 @@ if __name__ == "__main__":
     sys.exit(0)
   sys.exit("usage: test_restore.py mirrored MODEL_DIR KERAS_DIR OUT_JSON\n"
            "       test_restore.py save_many MODEL_DIR")
+
