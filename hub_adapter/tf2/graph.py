@@ -128,7 +128,7 @@ class GraphSavedModel(common.SavedModelModel):
   def __call__(self, inputs=None, training: Optional[bool] = None, **kwargs):
     current = tf.compat.v1.get_default_graph()
     if current is not self._graph:
-      raise errors.HubAdapterError(errors.compose(
+      raise errors.GraphMismatchError(errors.compose(
           f"The model {self.handle!r} was loaded into another tf.Graph than "
           "the one being built now.",
           "In TF1 compat mode a model's variables live in the graph it was "

@@ -141,11 +141,11 @@ def check_method(method: Optional[str]) -> Optional[str]:
     ``method``.
 
   Raises:
-    HubAdapterError: any other value.
+    ArgumentError: any other value.
   """
   if method is None or method in METHODS:
     return method
-  raise errors.HubAdapterError(errors.compose(
+  raise errors.ArgumentError(errors.compose(
       f"Unknown restore method {method!r}.",
       f"restore= takes {errors.choices(METHODS)} or None.",
       'Pass restore="tensorflow" to restore exactly as tf.saved_model.load '
@@ -163,7 +163,7 @@ def using(method: Optional[str]) -> Iterator[None]:
     Nothing.
 
   Raises:
-    HubAdapterError: ``method`` is not a known method.
+    ArgumentError: ``method`` is not a known method.
   """
   token = _method.set(check_method(method))
   try:
@@ -182,7 +182,7 @@ def chosen_method() -> str:
     ``"parallel"`` or ``"tensorflow"``.
 
   Raises:
-    HubAdapterError: the environment variable holds another value.
+    ArgumentError: the environment variable holds another value.
   """
   method = _method.get()
   if method is not None:
@@ -192,7 +192,7 @@ def chosen_method() -> str:
     return TENSORFLOW
   if value in _ON:
     return PARALLEL
-  raise errors.HubAdapterError(errors.compose(
+  raise errors.ArgumentError(errors.compose(
       f"{ENV_PARALLEL}={value!r} is not understood.",
       "It takes 0 (TensorFlow's own restore) or 1 (parallel restore).",
       f"Set {ENV_PARALLEL} to 0 or 1, or unset it."))
@@ -206,7 +206,7 @@ def thread_count() -> int:
     one core reading while the rebuild holds the other).
 
   Raises:
-    HubAdapterError: the environment variable is not a positive integer.
+    ArgumentError: the environment variable is not a positive integer.
   """
   value = os.environ.get(ENV_THREADS, "").strip()
   if value:
@@ -215,7 +215,7 @@ def thread_count() -> int:
     except ValueError:
       count = 0
     if count < 1:
-      raise errors.HubAdapterError(errors.compose(
+      raise errors.ArgumentError(errors.compose(
           f"{ENV_THREADS}={value!r} is not a positive integer.",
           "It is the number of threads that read variables.",
           f"Set {ENV_THREADS} to 1 or more, or unset it."))
@@ -295,7 +295,7 @@ def load(export_dir: str, tags: Any = None, options: Any = None) -> Any:
   Raises:
     Whatever ``tf.saved_model.load`` raises for the folder (a failure on the
     parallel path is retried there, so errors are TensorFlow's own);
-    HubAdapterError for a bad ``HUB_ADAPTER_*`` setting.
+    ArgumentError for a bad ``HUB_ADAPTER_*`` setting.
   """
   if chosen_method() == TENSORFLOW:
     return _load_with_tensorflow(export_dir, tags, options, "asked for")
